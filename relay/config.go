@@ -1,0 +1,119 @@
+// Package relay implements the relaychain node (listener, link handshake,
+// pooled yamux links to next hops, relaying, and the terminal file server)
+// and the client side of the protocol. docs/protocol.md describes the wire.
+package relay
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/relaychain/relaychain/cache"
+	"github.com/relaychain/relaychain/route"
+)
+
+// Config configures a Node. The zero value of a field means its default;
+// DefaultConfig returns every default filled in.
+type Config struct {
+	// Root is the directory served when a route ends at this node. Empty
+	// means the node only relays.
+	Root string
+	// Allow lists the next hops this node may dial: CIDRs, IPs or
+	// host:port entries. Nil means loopback only (127.0.0.0/8 and ::1).
+	Allow []string
+	// MaxHops caps the length of a route this node accepts.
+	MaxHops int
+	// HeaderTimeout bounds the link preface and the read of each request
+	// header, so a silent peer is cut off.
+	HeaderTimeout time.Duration
+	// DialTimeout bounds dialing and handshaking with a next hop.
+	DialTimeout time.Duration
+	// Linger bounds how long a relayed stream waits for its second
+	// direction to finish once the first has, and how long the terminal
+	// waits for a client's goodbye.
+	Linger time.Duration
+	// StreamWindow is the yamux per-stream receive window in bytes.
+	StreamWindow uint32
+	// MaxStreamsPerLink caps concurrent streams on one inbound link; a
+	// stream beyond it is answered busy.
+	MaxStreamsPerLink int
+	// MaxLinks caps concurrent inbound links; a link beyond it is refused
+	// with a busy preface.
+	MaxLinks int
+	// CacheSize is the terminal's cache budget in bytes; 0 turns the cache
+	// off. Negative means the default.
+	CacheSize int64
+	// Source overrides the files served under Root (tests use it to count
+	// disk reads). Nil means os.OpenRoot(Root).
+	Source cache.Source
+	// Logger receives one line per request. Nil discards logs.
+	Logger *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultHeaderTimeout     = 10 * time.Second
+	DefaultDialTimeout       = 10 * time.Second
+	DefaultLinger            = 10 * time.Second
+	DefaultStreamWindow      = 1 << 20
+	DefaultMaxStreamsPerLink = 1024
+	DefaultMaxLinks          = 1024
+)
+
+// DefaultConfig returns a relay-only configuration with every default set.
+func DefaultConfig() Config {
+	return Config{
+		MaxHops:           route.DefaultMaxHops,
+		HeaderTimeout:     DefaultHeaderTimeout,
+		DialTimeout:       DefaultDialTimeout,
+		Linger:            DefaultLinger,
+		StreamWindow:      DefaultStreamWindow,
+		MaxStreamsPerLink: DefaultMaxStreamsPerLink,
+		MaxLinks:          DefaultMaxLinks,
+		CacheSize:         cache.DefaultMaxBytes,
+	}
+}
+
+// withDefaults fills zero fields from DefaultConfig and validates.
+func (c Config) withDefaults() (Config, error) {
+	d := DefaultConfig()
+	if c.MaxHops == 0 {
+		c.MaxHops = d.MaxHops
+	}
+	if c.HeaderTimeout == 0 {
+		c.HeaderTimeout = d.HeaderTimeout
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = d.DialTimeout
+	}
+	if c.Linger == 0 {
+		c.Linger = d.Linger
+	}
+	if c.StreamWindow == 0 {
+		c.StreamWindow = d.StreamWindow
+	}
+	if c.MaxStreamsPerLink == 0 {
+		c.MaxStreamsPerLink = d.MaxStreamsPerLink
+	}
+	if c.MaxLinks == 0 {
+		c.MaxLinks = d.MaxLinks
+	}
+	if c.CacheSize < 0 {
+		c.CacheSize = d.CacheSize
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	switch {
+	case c.MaxHops < 1 || c.MaxHops > route.HardMaxHops:
+		return c, fmt.Errorf("max-hops %d: must be 1..%d", c.MaxHops, route.HardMaxHops)
+	case c.HeaderTimeout < 0 || c.DialTimeout < 0 || c.Linger < 0:
+		return c, fmt.Errorf("timeouts must be positive")
+	case c.StreamWindow < 256<<10:
+		return c, fmt.Errorf("stream window %d: must be at least 256 KiB", c.StreamWindow)
+	case c.MaxStreamsPerLink < 1 || c.MaxLinks < 1:
+		return c, fmt.Errorf("stream and link limits must be at least 1")
+	}
+	return c, nil
+}

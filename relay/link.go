@@ -1,0 +1,137 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"github.com/relaychain/relaychain/route"
+)
+
+// errNotNode marks a peer that did not answer the link preface like a node.
+var errNotNode = errors.New("did not answer like a relaychain node")
+
+// errBusyLink marks a peer that refused the link because it is at its limit.
+var errBusyLink = errors.New("node is at its link limit")
+
+// dialPreface writes the dialer's preface and checks the acceptor's answer,
+// all under deadline. Nothing of a request is sent before the peer has
+// proved it is a node.
+func dialPreface(conn net.Conn, mode route.Mode, deadline time.Time) error {
+	if err := conn.SetDeadline(deadline); err != nil {
+		return fmt.Errorf("set deadline: %w", err)
+	}
+	out := make([]byte, 0, route.PrefaceLen)
+	out = append(append(out, route.Magic...), route.Version, byte(mode))
+	if _, err := conn.Write(out); err != nil {
+		return fmt.Errorf("write preface: %w", err)
+	}
+	var in [route.PrefaceLen]byte
+	if _, err := io.ReadFull(conn, in[:]); err != nil {
+		if isTimeout(err) {
+			return fmt.Errorf("read preface: %w", err)
+		}
+		return fmt.Errorf("read preface: %w (%w)", errNotNode, err)
+	}
+	if string(in[:4]) != route.Magic || in[4] != route.Version {
+		return fmt.Errorf("preface %q: %w", in[:], errNotNode)
+	}
+	switch route.Status(in[5]) {
+	case route.StatusOK:
+	case route.StatusBusy:
+		return errBusyLink
+	default:
+		return fmt.Errorf("peer refused the link: %s", route.Status(in[5]))
+	}
+	return conn.SetDeadline(time.Time{})
+}
+
+// acceptPreface reads a dialer's preface under deadline and returns its mode.
+// It answers nothing; the caller answers with answerPreface.
+func acceptPreface(conn net.Conn, deadline time.Time) (route.Mode, error) {
+	if err := conn.SetReadDeadline(deadline); err != nil {
+		return 0, fmt.Errorf("set deadline: %w", err)
+	}
+	var in [route.PrefaceLen]byte
+	if _, err := io.ReadFull(conn, in[:]); err != nil {
+		return 0, fmt.Errorf("read preface: %w", err)
+	}
+	if string(in[:4]) != route.Magic || in[4] != route.Version {
+		return 0, fmt.Errorf("preface %q: %w", in[:], errNotNode)
+	}
+	mode := route.Mode(in[5])
+	if mode != route.ModeMux && mode != route.ModeRaw {
+		return 0, fmt.Errorf("unknown link mode %q", in[5])
+	}
+	return mode, conn.SetReadDeadline(time.Time{})
+}
+
+// answerPreface writes the acceptor's preface with status st.
+func answerPreface(conn net.Conn, st route.Status, deadline time.Time) error {
+	if err := conn.SetWriteDeadline(deadline); err != nil {
+		return fmt.Errorf("set deadline: %w", err)
+	}
+	out := append([]byte(route.Magic), route.Version, byte(st))
+	if _, err := conn.Write(out); err != nil {
+		return fmt.Errorf("write preface: %w", err)
+	}
+	return conn.SetWriteDeadline(time.Time{})
+}
+
+// yamuxConfig returns the session settings shared by nodes and clients.
+func yamuxConfig(window uint32, openTimeout time.Duration) *yamux.Config {
+	y := yamux.DefaultConfig()
+	y.MaxStreamWindowSize = window
+	y.LogOutput = io.Discard
+	y.EnableKeepAlive = true
+	y.KeepAliveInterval = 15 * time.Second
+	y.ConnectionWriteTimeout = 30 * time.Second
+	// One slow stream open must not kill the session, and a stream whose
+	// peer stopped reading must not hold resources for minutes.
+	y.StreamOpenTimeout = openTimeout
+	y.StreamCloseTimeout = 30 * time.Second
+	return y
+}
+
+// dialer dials next hops: TCP with the allow list checked on the resolved
+// address, then the preface.
+type dialer struct {
+	nd      net.Dialer
+	timeout time.Duration
+}
+
+func newDialer(allow *allowList, timeout time.Duration) *dialer {
+	d := &dialer{timeout: timeout}
+	d.nd.Timeout = timeout
+	d.nd.KeepAlive = 15 * time.Second
+	if allow != nil {
+		d.nd.ControlContext = allow.control
+	}
+	return d
+}
+
+// dial connects to addr and completes the preface for mode.
+func (d *dialer) dial(ctx context.Context, addr string, mode route.Mode) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	conn, err := d.nd.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	deadline, _ := ctx.Deadline()
+	if err := dialPreface(conn, mode, deadline); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}

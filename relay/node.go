@@ -1,0 +1,291 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"github.com/relaychain/relaychain/cache"
+	"github.com/relaychain/relaychain/route"
+)
+
+// Node is a relaychain node: it relays requests whose route goes on past it
+// and, with a Root, serves those that end at it. Its methods are safe for
+// concurrent use. Serve runs it; Shutdown or Close stops it.
+type Node struct {
+	cfg   Config
+	allow *allowList
+	pool  *pool
+	ycfg  *yamux.Config
+	root  *os.Root     // nil for a relay-only node
+	src   cache.Source // the files served; nil for a relay-only node
+	cache *cache.Cache // nil for a relay-only node
+
+	ctx    context.Context // canceled by Close
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	closers  map[io.Closer]struct{} // listeners, links and sessions
+	draining bool
+	closed   bool
+
+	handlers sync.WaitGroup // one per accepted connection
+	active   sync.WaitGroup // one per request in flight
+	links    atomic.Int64
+}
+
+// New returns a node configured by cfg. It opens Root, if any.
+func New(cfg Config) (*Node, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("node config: %w", err)
+	}
+	allow, err := parseAllow(cfg.Allow)
+	if err != nil {
+		return nil, fmt.Errorf("node config: %w", err)
+	}
+	n := &Node{
+		cfg:     cfg,
+		allow:   allow,
+		ycfg:    yamuxConfig(cfg.StreamWindow, cfg.DialTimeout),
+		closers: map[io.Closer]struct{}{},
+	}
+	n.pool = newPool(newDialer(allow, cfg.DialTimeout), n.ycfg)
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if cfg.Root != "" || cfg.Source != nil {
+		if err := n.openRoot(); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+func (n *Node) openRoot() error {
+	n.src = n.cfg.Source
+	if n.cfg.Root != "" {
+		root, err := os.OpenRoot(n.cfg.Root)
+		if err != nil {
+			return fmt.Errorf("open root: %w", err)
+		}
+		n.root = root
+		if n.src == nil {
+			n.src = root
+		}
+	}
+	c, err := cache.New(cache.Config{MaxBytes: n.cfg.CacheSize, Source: n.src})
+	if err != nil {
+		if n.root != nil {
+			n.root.Close()
+		}
+		return fmt.Errorf("cache: %w", err)
+	}
+	n.cache = c
+	return nil
+}
+
+// Cache returns the terminal's cache, or nil for a relay-only node.
+func (n *Node) Cache() *cache.Cache { return n.cache }
+
+// Serve accepts links on ln until the node is shut down, then returns nil.
+// It takes ownership of ln.
+func (n *Node) Serve(ln net.Listener) error {
+	if !n.track(ln) {
+		ln.Close()
+		return errClosed
+	}
+	defer n.untrack(ln)
+	var delay time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if n.stopping() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) || isTemporary(err) {
+				// Out of file descriptors and the like: back off, as net/http does.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		delay = 0
+		if !n.track(conn) {
+			conn.Close()
+			continue
+		}
+		n.handlers.Add(1)
+		go n.handleConn(conn)
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (n *Node) stopping() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.draining || n.closed
+}
+
+// track registers a listener, link or session for Close; it reports false
+// once the node is draining or closed.
+func (n *Node) track(c io.Closer) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.draining || n.closed {
+		return false
+	}
+	n.closers[c] = struct{}{}
+	return true
+}
+
+func (n *Node) untrack(c io.Closer) {
+	n.mu.Lock()
+	delete(n.closers, c)
+	n.mu.Unlock()
+}
+
+// handleConn runs one inbound link: the preface, then its streams.
+func (n *Node) handleConn(conn net.Conn) {
+	defer n.handlers.Done()
+	defer n.untrack(conn)
+	defer conn.Close()
+	if err := n.serveConn(conn); err != nil {
+		n.cfg.Logger.Debug("link ended", "peer", conn.RemoteAddr().String(), "err", err)
+	}
+}
+
+func (n *Node) serveConn(conn net.Conn) error {
+	if n.links.Add(1) > int64(n.cfg.MaxLinks) {
+		defer n.links.Add(-1)
+		answerPreface(conn, route.StatusBusy, time.Now().Add(n.cfg.HeaderTimeout))
+		return fmt.Errorf("link refused: %w", errBusyLink)
+	}
+	defer n.links.Add(-1)
+	mode, err := acceptPreface(conn, time.Now().Add(n.cfg.HeaderTimeout))
+	if err != nil {
+		return err
+	}
+	if err := answerPreface(conn, route.StatusOK, time.Now().Add(n.cfg.HeaderTimeout)); err != nil {
+		return err
+	}
+	if mode == route.ModeRaw {
+		n.active.Add(1)
+		defer n.active.Done()
+		return n.serveStream(conn)
+	}
+	sess, err := yamux.Server(conn, n.ycfg)
+	if err != nil {
+		return fmt.Errorf("start session: %w", err)
+	}
+	defer sess.Close()
+	if !n.track(sess) {
+		return errClosed
+	}
+	defer n.untrack(sess)
+	return n.acceptStreams(sess)
+}
+
+// acceptStreams serves each stream of sess in its own goroutine, answering
+// busy beyond MaxStreamsPerLink rather than queueing.
+func (n *Node) acceptStreams(sess *yamux.Session) error {
+	var streams sync.WaitGroup
+	defer streams.Wait()
+	var inflight atomic.Int64
+	for {
+		st, err := sess.AcceptStream()
+		if err != nil {
+			return err
+		}
+		streams.Add(1)
+		n.active.Add(1)
+		busy := inflight.Add(1) > int64(n.cfg.MaxStreamsPerLink)
+		go func() {
+			defer streams.Done()
+			defer n.active.Done()
+			defer inflight.Add(-1)
+			if busy {
+				n.refuseBusy(st)
+				return
+			}
+			if err := n.serveStream(st); err != nil {
+				n.cfg.Logger.Debug("stream ended", "err", err)
+			}
+		}()
+	}
+}
+
+// refuseBusy answers a stream beyond the limit with a busy status.
+func (n *Node) refuseBusy(st net.Conn) {
+	defer st.Close()
+	st.SetDeadline(time.Now().Add(n.cfg.HeaderTimeout))
+	req, err := route.ReadRequest(st, n.cfg.MaxHops)
+	if err != nil {
+		return
+	}
+	n.respond(st, &route.Response{Status: route.StatusBusy, HopIndex: req.Depth, Hop: req.Route[0],
+		Message: fmt.Sprintf("busy: more than %d streams on this link", n.cfg.MaxStreamsPerLink)})
+}
+
+// Shutdown stops accepting links and requests, waits until the requests in
+// flight finish or ctx is done, and then closes the node.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.mu.Lock()
+	n.draining = true
+	for c := range n.closers {
+		switch c := c.(type) {
+		case net.Listener:
+			c.Close()
+		case *yamux.Session:
+			c.GoAway() // refuse new streams; in-flight ones go on
+		}
+	}
+	n.mu.Unlock()
+	idle := make(chan struct{})
+	go func() { n.active.Wait(); close(idle) }()
+	var err error
+	select {
+	case <-idle:
+	case <-ctx.Done():
+		err = fmt.Errorf("shutdown: requests still in flight: %w", ctx.Err())
+	}
+	return errors.Join(err, n.Close())
+}
+
+// Close stops the node at once: it closes listeners, links and pooled
+// sessions, and waits for every handler to return. It is idempotent.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		n.handlers.Wait()
+		return nil
+	}
+	n.closed = true
+	for c := range n.closers {
+		c.Close()
+	}
+	n.mu.Unlock()
+	n.cancel()
+	n.pool.close()
+	n.handlers.Wait()
+	if n.cache != nil {
+		n.cache.Close()
+	}
+	if n.root != nil {
+		return n.root.Close()
+	}
+	return nil
+}

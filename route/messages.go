@@ -1,0 +1,232 @@
+package route
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+)
+
+// Request asks the chain for one operation. Relays read it, drop their own
+// hop and pass it on; the terminal acts on it.
+type Request struct {
+	Op Op
+	// Depth is the index, in the client's original route, of Route[0]. A
+	// relay that fails to reach Route[1] reports hop Depth+1.
+	Depth int
+	// Route holds the hops still to visit, starting with the receiving node.
+	Route Route
+	// Name is the file name for get and stat; empty for listings.
+	Name string
+}
+
+// Validate checks the limits that the encoder and decoder share.
+func (m *Request) Validate(maxHops int) error {
+	switch {
+	case len(m.Route) == 0:
+		return fmt.Errorf("%w: empty route", ErrMalformed)
+	case len(m.Route) > maxHops:
+		return fmt.Errorf("route of %d hops (max %d): %w", len(m.Route), maxHops, ErrTooManyHops)
+	case m.Depth < 0 || m.Depth+len(m.Route) > HardMaxHops:
+		return fmt.Errorf("%w: depth %d", ErrMalformed, m.Depth)
+	case len(m.Name) > MaxName:
+		return fmt.Errorf("name of %d bytes (max %d): %w", len(m.Name), MaxName, ErrTooLarge)
+	}
+	for _, h := range m.Route {
+		if len(h) == 0 || len(h) > MaxHopLen {
+			return fmt.Errorf("hop address of %d bytes (max %d): %w", len(h), MaxHopLen, ErrMalformed)
+		}
+	}
+	return nil
+}
+
+// ErrTooManyHops marks a route longer than the node's max-hops.
+var ErrTooManyHops = fmt.Errorf("%w: too many hops", ErrMalformed)
+
+// Append appends the request as a whole frame to dst. It validates against
+// HardMaxHops; the receiver applies its own max-hops.
+func (m *Request) Append(dst []byte) ([]byte, error) {
+	if err := m.Validate(HardMaxHops); err != nil {
+		return dst, err
+	}
+	start := len(dst)
+	dst = AppendFrameHeader(dst, FrameRequest, 0)
+	dst = append(dst, byte(m.Op), byte(m.Depth), byte(len(m.Route)))
+	for _, h := range m.Route {
+		dst = appendStr(dst, h)
+	}
+	dst = appendStr(dst, m.Name)
+	return finish(dst, start), nil
+}
+
+// DecodeRequest decodes a request payload, refusing routes longer than
+// maxHops before it allocates them.
+func DecodeRequest(p []byte, maxHops int) (Request, error) {
+	d := decoder{p: p}
+	m := Request{Op: Op(d.u8()), Depth: int(d.u8())}
+	n := int(d.u8())
+	if d.err == nil && n > maxHops {
+		return m, fmt.Errorf("route of %d hops (max %d): %w", n, maxHops, ErrTooManyHops)
+	}
+	if d.err == nil && n == 0 {
+		d.fail("empty route")
+	}
+	if d.err == nil {
+		m.Route = make(Route, 0, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		m.Route = append(m.Route, d.str("hop", MaxHopLen))
+	}
+	m.Name = d.str("name", MaxName)
+	if err := d.done(); err != nil {
+		return m, err
+	}
+	return m, m.Validate(maxHops)
+}
+
+// ReadRequest reads and decodes one request frame.
+func ReadRequest(r io.Reader, maxHops int) (Request, error) {
+	p, err := readTyped(r, FrameRequest, nil)
+	if err != nil {
+		return Request{}, err
+	}
+	return DecodeRequest(p, maxHops)
+}
+
+// Response is the answer of the terminal, or of a relay that could not go on.
+type Response struct {
+	Status Status
+	// Cached says the terminal holds the file in its cache.
+	Cached bool
+	// HasDigest says Digest holds the SHA-256 of the whole file.
+	HasDigest bool
+	// HopIndex and Hop name the hop the status is about: the terminal, or
+	// the next hop a relay failed to reach.
+	HopIndex int
+	Hop      string
+	// Size and ModTime (Unix nanoseconds) describe the file, for get and stat.
+	Size    int64
+	ModTime int64
+	Digest  [32]byte
+	// Message explains a failure to a person.
+	Message string
+}
+
+const (
+	respCached    = 1 << 0
+	respHasDigest = 1 << 1
+)
+
+// Append appends the response as a whole frame to dst, truncating an
+// over-long message or hop address rather than failing.
+func (m *Response) Append(dst []byte) []byte {
+	start := len(dst)
+	dst = AppendFrameHeader(dst, FrameResponse, 0)
+	var flags byte
+	if m.Cached {
+		flags |= respCached
+	}
+	if m.HasDigest {
+		flags |= respHasDigest
+	}
+	dst = append(dst, byte(m.Status), flags, byte(m.HopIndex))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(m.Size))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(m.ModTime))
+	if m.HasDigest {
+		dst = append(dst, m.Digest[:]...)
+	}
+	dst = appendStr(dst, clip(m.Hop, MaxHopLen))
+	dst = appendStr(dst, clip(m.Message, MaxMessage))
+	return finish(dst, start)
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}
+
+// DecodeResponse decodes a response payload.
+func DecodeResponse(p []byte) (Response, error) {
+	d := decoder{p: p}
+	m := Response{Status: Status(d.u8())}
+	flags := d.u8()
+	m.Cached = flags&respCached != 0
+	m.HasDigest = flags&respHasDigest != 0
+	m.HopIndex = int(d.u8())
+	size := d.u64()
+	if size > math.MaxInt64 {
+		d.fail("size %d", size)
+	}
+	m.Size = int64(size)
+	m.ModTime = int64(d.u64())
+	if m.HasDigest {
+		copy(m.Digest[:], d.take(32))
+	}
+	m.Hop = d.str("hop", MaxHopLen)
+	m.Message = d.str("message", MaxMessage)
+	return m, d.done()
+}
+
+// ReadResponse reads and decodes one response frame.
+func ReadResponse(r io.Reader) (Response, error) {
+	var buf [128]byte
+	p, err := readTyped(r, FrameResponse, buf[:0])
+	if err != nil {
+		return Response{}, err
+	}
+	return DecodeResponse(p)
+}
+
+// AppendStart appends a START frame asking for the bytes from offset on.
+func AppendStart(dst []byte, offset int64) []byte {
+	dst = AppendFrameHeader(dst, FrameStart, 8)
+	return binary.BigEndian.AppendUint64(dst, uint64(offset))
+}
+
+// ReadStart reads a START frame and returns its offset.
+func ReadStart(r io.Reader) (int64, error) {
+	var buf [8]byte
+	p, err := readTyped(r, FrameStart, buf[:0])
+	if err != nil {
+		return 0, err
+	}
+	d := decoder{p: p}
+	off := d.u64()
+	if err := d.done(); err != nil {
+		return 0, err
+	}
+	if off > math.MaxInt64 {
+		return 0, fmt.Errorf("%w: offset %d", ErrMalformed, off)
+	}
+	return int64(off), nil
+}
+
+// MaxDigest is the longest digest a trailer may carry.
+const MaxDigest = 64
+
+// AppendTrailer appends a TRAILER frame carrying a digest of the given algorithm.
+func AppendTrailer(dst []byte, alg byte, sum []byte) []byte {
+	dst = AppendFrameHeader(dst, FrameTrailer, 2+len(sum))
+	dst = append(dst, alg, byte(len(sum)))
+	return append(dst, sum...)
+}
+
+// ReadTrailer reads a TRAILER frame, returning the algorithm and digest.
+func ReadTrailer(r io.Reader) (alg byte, sum []byte, err error) {
+	var buf [2 + MaxDigest]byte
+	p, err := readTyped(r, FrameTrailer, buf[:0])
+	if err != nil {
+		return 0, nil, err
+	}
+	d := decoder{p: p}
+	alg = d.u8()
+	n := int(d.u8())
+	if n > MaxDigest {
+		d.fail("digest of %d bytes", n)
+	}
+	sum = append([]byte(nil), d.take(n)...)
+	return alg, sum, d.done()
+}
