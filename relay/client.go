@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/crc32"
 	"io"
 	"net"
 	"sort"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/hashicorp/yamux"
 
+	"github.com/relaychain/relaychain/cache"
 	"github.com/relaychain/relaychain/route"
 )
 
@@ -27,7 +30,45 @@ type ClientConfig struct {
 	DialTimeout time.Duration
 	// StreamWindow is the yamux receive window per stream.
 	StreamWindow uint32
+	// Verify says how received bytes are checked. Default VerifySHA256.
+	Verify Verify
+	// Transport picks the link a GET travels on. Default TransportAuto.
+	Transport Transport
+	// RawThreshold is the size from which TransportAuto fetches over a raw
+	// link. Default DefaultRawThreshold.
+	RawThreshold int64
 }
+
+// Transport picks the link a GET travels on.
+type Transport int
+
+// Transports.
+const (
+	// TransportAuto uses the mux for listings, stats and small files, and
+	// a raw link for files of RawThreshold bytes or more.
+	TransportAuto Transport = iota
+	// TransportMux sends everything as yamux streams over one held link.
+	TransportMux
+	// TransportRaw fetches files over pooled raw links, one per transfer.
+	TransportRaw
+)
+
+// DefaultRawThreshold is the file size from which TransportAuto goes raw.
+const DefaultRawThreshold = 4 << 20
+
+// Verify says how a client checks the bytes of a GET.
+type Verify int
+
+// Verification modes.
+const (
+	// VerifySHA256 checks the byte count, the CRC-32C of the bytes and
+	// their SHA-256 against the terminal's. It is the default.
+	VerifySHA256 Verify = iota
+	// VerifyCRC32C checks the byte count and the CRC-32C only. On links
+	// faster than SHA-256 runs on the client's CPU, it keeps the transfer
+	// at wire speed; FileInfo.SHA256 is then the terminal's word.
+	VerifyCRC32C
+)
 
 // DefaultClientTimeout is the default idle timeout of a client request.
 const DefaultClientTimeout = 30 * time.Second
@@ -38,6 +79,7 @@ const DefaultClientTimeout = 30 * time.Second
 type Client struct {
 	cfg    ClientConfig
 	dialer *dialer
+	raw    *rawPool // idle raw links to the first hop
 
 	mu     sync.Mutex
 	sess   *yamux.Session
@@ -61,11 +103,16 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.StreamWindow == 0 {
 		cfg.StreamWindow = DefaultStreamWindow
 	}
-	return &Client{cfg: cfg, dialer: newDialer(nil, cfg.DialTimeout)}, nil
+	if cfg.RawThreshold <= 0 {
+		cfg.RawThreshold = DefaultRawThreshold
+	}
+	d := newDialer(nil, cfg.DialTimeout)
+	return &Client{cfg: cfg, dialer: d, raw: newRawPool(d)}, nil
 }
 
 // Close closes the link. Requests in flight fail. It is idempotent.
 func (c *Client) Close() error {
+	c.raw.close()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
@@ -128,18 +175,63 @@ func (x *exchange) close() {
 	x.s.Close()
 }
 
-// start opens a stream, sends the request and reads the response. A non-OK
-// response comes back as a *HopError.
+// release returns a raw link whose exchange completed to the pool.
+func (x *exchange) release() {
+	if !x.stopFn() { // ctx fired: the link's deadline is spoiled
+		x.s.Close()
+		return
+	}
+	x.c.raw.put(x.c.cfg.Route[0], x.s)
+}
+
+// start opens a mux stream, sends the request and reads the response. A
+// non-OK response comes back as a *HopError.
 func (c *Client) start(ctx context.Context, op route.Op, name string) (*exchange, route.Response, error) {
-	var resp route.Response
 	sess, err := c.session(ctx)
 	if err != nil {
-		return nil, resp, err
+		return nil, route.Response{}, err
 	}
 	s, err := sess.OpenStream()
 	if err != nil {
-		return nil, resp, fmt.Errorf("open stream to %s: %w", c.cfg.Route[0], err)
+		return nil, route.Response{}, fmt.Errorf("open stream to %s: %w", c.cfg.Route[0], err)
 	}
+	x, resp, err := c.exchange(ctx, s, op, name)
+	if err != nil {
+		x.close()
+		return nil, resp, c.wrap(ctx, op, name, err)
+	}
+	return x, resp, nil
+}
+
+// startRaw is start over a pooled raw link. A link from the pool that
+// turns out stale before any answer is replaced by a fresh one, once.
+func (c *Client) startRaw(ctx context.Context, op route.Op, name string) (*exchange, route.Response, error) {
+	first := c.cfg.Route[0]
+	for attempt := 0; ; attempt++ {
+		conn, reused, err := c.raw.get(ctx, first)
+		if err != nil {
+			return nil, route.Response{}, c.wrap(ctx, op, name, responseError(hopFailure(0, first, err)))
+		}
+		x, resp, err := c.exchange(ctx, conn, op, name)
+		var he *HopError
+		switch {
+		case err == nil:
+			return x, resp, nil
+		case errors.As(err, &he): // a complete answer: the link is fine
+			x.release()
+		case reused && attempt == 0 && ctx.Err() == nil:
+			x.close()
+			continue
+		default:
+			x.close()
+		}
+		return nil, resp, c.wrap(ctx, op, name, err)
+	}
+}
+
+// exchange sends the request on s and reads the response.
+func (c *Client) exchange(ctx context.Context, s net.Conn, op route.Op, name string) (*exchange, route.Response, error) {
+	var resp route.Response
 	x := &exchange{c: c, s: s}
 	x.stopFn = context.AfterFunc(ctx, func() { s.SetDeadline(time.Now()) })
 	req := route.Request{Op: op, Route: c.cfg.Route, Name: name}
@@ -156,11 +248,7 @@ func (c *Client) start(ctx context.Context, op route.Op, name string) (*exchange
 		}
 		err = responseError(&resp)
 	}
-	if err != nil {
-		x.close()
-		return nil, resp, c.wrap(ctx, op, name, err)
-	}
-	return x, resp, nil
+	return x, resp, err
 }
 
 // wrap adds the request to an error, preferring ctx's error once canceled.
@@ -184,7 +272,7 @@ type FileInfo struct {
 	Size    int64
 	ModTime time.Time
 	Cached  bool
-	SHA256  [32]byte // set by Get: the digest of the bytes received
+	SHA256  [32]byte // set by Get: the file's SHA-256 (checked unless VerifyCRC32C)
 }
 
 // Stat returns the size and modification time of name, and whether the
@@ -223,40 +311,86 @@ func (c *Client) list(ctx context.Context, op route.Op) ([]route.Entry, error) {
 }
 
 // Get fetches name and writes its bytes to w. It checks the byte count
-// against the announced size and the digest against the trailer; a short
+// against the announced size and the digests against the trailer; a short
 // or corrupt transfer is an error, never a success. started, if not nil,
 // is called once the size is known, before any byte is written.
 func (c *Client) Get(ctx context.Context, name string, w io.Writer, started func(FileInfo)) (FileInfo, error) {
-	x, resp, err := c.start(ctx, route.OpGet, name)
+	var x *exchange
+	var resp route.Response
+	var err error
+	raw := c.cfg.Transport == TransportRaw
+	if raw {
+		x, resp, err = c.startRaw(ctx, route.OpGet, name)
+	} else {
+		x, resp, err = c.start(ctx, route.OpGet, name)
+		if err == nil && c.cfg.Transport == TransportAuto && resp.Size >= c.cfg.RawThreshold {
+			// Large: leave the mux before START (the terminal sees EOF and
+			// sends nothing) and fetch over a raw link, which splices.
+			x.close()
+			raw = true
+			x, resp, err = c.startRaw(ctx, route.OpGet, name)
+		}
+	}
 	if err != nil {
 		return FileInfo{}, err
 	}
-	defer x.close()
 	info := FileInfo{Name: name, Size: resp.Size, ModTime: time.Unix(0, resp.ModTime), Cached: resp.Cached}
 	if started != nil {
 		started(info)
 	}
-	if _, err := x.Write(route.AppendStart(nil, 0)); err != nil {
-		return info, c.wrap(ctx, route.OpGet, name, fmt.Errorf("send start: %w", err))
-	}
-	h := sha256.New()
-	n, err := copyBuffered(io.MultiWriter(w, h), io.LimitReader(x, resp.Size))
-	if err == nil && n < resp.Size {
-		err = fmt.Errorf("%w: got %d of %d bytes", ErrTruncated, n, resp.Size)
+	_, err = x.Write(route.AppendStart(nil, 0))
+	if err != nil {
+		err = fmt.Errorf("send start: %w", err)
+	} else {
+		_, err = c.receive(x, w, resp.Size, &info)
 	}
 	if err != nil {
+		x.close()
 		return info, c.wrap(ctx, route.OpGet, name, err)
 	}
-	alg, sum, err := route.ReadTrailer(x)
+	if raw {
+		x.release()
+	} else {
+		x.close()
+	}
+	return info, nil
+}
+
+// receive copies exactly size bytes from r to w, then reads the trailer and
+// checks the CRC-32C of the bytes, and their SHA-256 unless the client
+// verifies with CRC-32C only. It fills in info.SHA256 when it hashed.
+func (c *Client) receive(r io.Reader, w io.Writer, size int64, info *FileInfo) (int64, error) {
+	crc := crc32.New(cache.Castagnoli)
+	sinks := []io.Writer{w, crc}
+	var sha hash.Hash
+	if c.cfg.Verify == VerifySHA256 {
+		sha = sha256.New()
+		sinks = append(sinks, sha)
+	}
+	n, err := copyBuffered(io.MultiWriter(sinks...), io.LimitReader(r, size))
+	if err == nil && n < size {
+		err = fmt.Errorf("%w: got %d of %d bytes", ErrTruncated, n, size)
+	}
+	if err != nil {
+		return n, err
+	}
+	tr, err := route.ReadTrailer(r)
 	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			err = fmt.Errorf("%w: no trailer after %d bytes", ErrTruncated, n)
 		}
-		return info, c.wrap(ctx, route.OpGet, name, err)
+		return n, err
 	}
-	h.Sum(info.SHA256[:0])
-	if alg != route.DigestSHA256 || string(sum) != string(info.SHA256[:]) {
-		return info, c.wrap(ctx, route.OpGet, name, fmt.Errorf("%w: trailer %x, received %x", ErrDigest, sum, info.SHA256))
+	if !tr.HasCRC32C || tr.CRC32C != crc.Sum32() {
+		return n, fmt.Errorf("%w: CRC-32C %08x, received %08x", ErrDigest, tr.CRC32C, crc.Sum32())
 	}
-	return info, nil
+	if sha != nil {
+		sha.Sum(info.SHA256[:0])
+		if !tr.HasSHA256 || tr.SHA256 != info.SHA256 {
+			return n, fmt.Errorf("%w: SHA-256 %x, received %x", ErrDigest, tr.SHA256, info.SHA256)
+		}
+	} else {
+		info.SHA256 = tr.SHA256
+	}
+	return n, nil
 }

@@ -29,6 +29,9 @@ type Config struct {
 	HeaderTimeout time.Duration
 	// DialTimeout bounds dialing and handshaking with a next hop.
 	DialTimeout time.Duration
+	// IdleTimeout cuts off a next hop that sends nothing for this long
+	// while an answer is awaited. It is not a bound on a whole transfer.
+	IdleTimeout time.Duration
 	// Linger bounds how long a relayed stream waits for its second
 	// direction to finish once the first has, and how long the terminal
 	// waits for a client's goodbye.
@@ -56,6 +59,7 @@ const (
 	DefaultHeaderTimeout     = 10 * time.Second
 	DefaultDialTimeout       = 10 * time.Second
 	DefaultLinger            = 10 * time.Second
+	DefaultIdleTimeout       = 30 * time.Second
 	DefaultStreamWindow      = 1 << 20
 	DefaultMaxStreamsPerLink = 1024
 	DefaultMaxLinks          = 1024
@@ -68,6 +72,7 @@ func DefaultConfig() Config {
 		HeaderTimeout:     DefaultHeaderTimeout,
 		DialTimeout:       DefaultDialTimeout,
 		Linger:            DefaultLinger,
+		IdleTimeout:       DefaultIdleTimeout,
 		StreamWindow:      DefaultStreamWindow,
 		MaxStreamsPerLink: DefaultMaxStreamsPerLink,
 		MaxLinks:          DefaultMaxLinks,
@@ -86,6 +91,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = d.DialTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = d.IdleTimeout
 	}
 	if c.Linger == 0 {
 		c.Linger = d.Linger
@@ -108,7 +116,7 @@ func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.MaxHops < 1 || c.MaxHops > route.HardMaxHops:
 		return c, fmt.Errorf("max-hops %d: must be 1..%d", c.MaxHops, route.HardMaxHops)
-	case c.HeaderTimeout < 0 || c.DialTimeout < 0 || c.Linger < 0:
+	case c.HeaderTimeout < 0 || c.DialTimeout < 0 || c.Linger < 0 || c.IdleTimeout < 0:
 		return c, fmt.Errorf("timeouts must be positive")
 	case c.StreamWindow < 256<<10:
 		return c, fmt.Errorf("stream window %d: must be at least 256 KiB", c.StreamWindow)

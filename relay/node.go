@@ -21,13 +21,16 @@ import (
 // and, with a Root, serves those that end at it. Its methods are safe for
 // concurrent use. Serve runs it; Shutdown or Close stops it.
 type Node struct {
-	cfg   Config
-	allow *allowList
-	pool  *pool
-	ycfg  *yamux.Config
-	root  *os.Root     // nil for a relay-only node
-	src   cache.Source // the files served; nil for a relay-only node
-	cache *cache.Cache // nil for a relay-only node
+	cfg     Config
+	allow   *allowList
+	pool    *pool    // mux links to next hops
+	rawPool *rawPool // idle raw links to next hops
+	ycfg    *yamux.Config
+	root    *os.Root     // nil for a relay-only node
+	src     cache.Source // the files served; nil for a relay-only node
+	cache   *cache.Cache // nil for a relay-only node
+	// digests remembers whole-file digests of files streamed from disk.
+	digests *cache.Digests
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
@@ -38,7 +41,7 @@ type Node struct {
 	closed   bool
 
 	handlers sync.WaitGroup // one per accepted connection
-	active   sync.WaitGroup // one per request in flight
+	active   inflight       // requests in progress
 	links    atomic.Int64
 }
 
@@ -58,7 +61,9 @@ func New(cfg Config) (*Node, error) {
 		ycfg:    yamuxConfig(cfg.StreamWindow, cfg.DialTimeout),
 		closers: map[io.Closer]struct{}{},
 	}
-	n.pool = newPool(newDialer(allow, cfg.DialTimeout), n.ycfg)
+	d := newDialer(allow, cfg.DialTimeout)
+	n.pool = newPool(d, n.ycfg)
+	n.rawPool = newRawPool(d)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if cfg.Root != "" || cfg.Source != nil {
 		if err := n.openRoot(); err != nil {
@@ -88,6 +93,7 @@ func (n *Node) openRoot() error {
 		return fmt.Errorf("cache: %w", err)
 	}
 	n.cache = c
+	n.digests = cache.NewDigests(cache.DefaultDigests)
 	return nil
 }
 
@@ -182,9 +188,7 @@ func (n *Node) serveConn(conn net.Conn) error {
 		return err
 	}
 	if mode == route.ModeRaw {
-		n.active.Add(1)
-		defer n.active.Done()
-		return n.serveStream(conn)
+		return n.serveRaw(conn)
 	}
 	sess, err := yamux.Server(conn, n.ycfg)
 	if err != nil {
@@ -210,11 +214,11 @@ func (n *Node) acceptStreams(sess *yamux.Session) error {
 			return err
 		}
 		streams.Add(1)
-		n.active.Add(1)
+		n.active.add()
 		busy := inflight.Add(1) > int64(n.cfg.MaxStreamsPerLink)
 		go func() {
 			defer streams.Done()
-			defer n.active.Done()
+			defer n.active.done()
 			defer inflight.Add(-1)
 			if busy {
 				n.refuseBusy(st)
@@ -253,11 +257,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 	}
 	n.mu.Unlock()
-	idle := make(chan struct{})
-	go func() { n.active.Wait(); close(idle) }()
 	var err error
 	select {
-	case <-idle:
+	case <-n.active.zero():
 	case <-ctx.Done():
 		err = fmt.Errorf("shutdown: requests still in flight: %w", ctx.Err())
 	}
@@ -280,6 +282,7 @@ func (n *Node) Close() error {
 	n.mu.Unlock()
 	n.cancel()
 	n.pool.close()
+	n.rawPool.close()
 	n.handlers.Wait()
 	if n.cache != nil {
 		n.cache.Close()

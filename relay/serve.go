@@ -3,6 +3,7 @@ package relay
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"time"
@@ -17,28 +18,45 @@ type outcome struct {
 	bytes  int64
 	cache  string // "hit", "miss", "stream" or ""
 	err    error
+	// broken says the exchange stopped part way, so the connection cannot
+	// carry another request.
+	broken bool
 }
 
-// serveStream handles one request on s: it reads the header under the
-// header deadline, then relays or serves. It closes s.
+// serveStream handles the one request of a mux stream, and closes it.
 func (n *Node) serveStream(s net.Conn) error {
 	defer s.Close()
+	_, err := n.serveRequest(s, s, route.ModeMux)
+	return err
+}
+
+// serveRequest handles one request on s, reading its header from r (s, or
+// s behind bytes already read) under the header deadline, then relaying or
+// serving it. It reports whether the exchange completed, so that a raw
+// connection can carry the next request.
+func (n *Node) serveRequest(s net.Conn, r io.Reader, mode route.Mode) (clean bool, err error) {
 	start := time.Now()
 	s.SetReadDeadline(start.Add(n.cfg.HeaderTimeout))
-	req, err := route.ReadRequest(s, n.cfg.MaxHops)
+	req, err := route.ReadRequest(r, n.cfg.MaxHops)
 	if err != nil {
 		n.refuseHeader(s, req, err)
-		return fmt.Errorf("read request: %w", err)
+		return false, fmt.Errorf("read request: %w", err)
 	}
 	s.SetReadDeadline(time.Time{})
 	var out outcome
-	if len(req.Route) == 1 {
+	switch {
+	case len(req.Route) == 1:
 		out = n.serveTerminal(s, &req)
-	} else {
+	case mode == route.ModeRaw:
+		out = n.forwardRaw(s, &req)
+	default:
 		out = n.forward(s, &req)
 	}
 	n.logRequest(&req, &out, time.Since(start))
-	return out.err
+	// An error under an OK status stopped the exchange part way; an error
+	// status was answered in full.
+	broken := out.broken || (out.err != nil && out.status == route.StatusOK)
+	return !broken, out.err
 }
 
 // refuseHeader answers a request header that could not be used, when the
@@ -64,14 +82,20 @@ var respBufs = newBufPool(512)
 
 // respond writes one response frame under the header deadline.
 func (n *Node) respond(s net.Conn, r *route.Response) error {
+	return writeFrame(s, n.cfg.HeaderTimeout, func(b []byte) []byte { return r.Append(b) })
+}
+
+// writeFrame writes the frame that appendTo appends, from a pooled buffer,
+// under a write deadline.
+func writeFrame(s net.Conn, timeout time.Duration, appendTo func([]byte) []byte) error {
 	bp := respBufs.get()
 	defer respBufs.put(bp)
-	*bp = r.Append((*bp)[:0])
-	s.SetWriteDeadline(time.Now().Add(n.cfg.HeaderTimeout))
+	*bp = appendTo((*bp)[:0])
+	s.SetWriteDeadline(time.Now().Add(timeout))
 	_, err := s.Write(*bp)
 	s.SetWriteDeadline(time.Time{})
 	if err != nil {
-		return fmt.Errorf("write response: %w", err)
+		return fmt.Errorf("write frame: %w", err)
 	}
 	return nil
 }
@@ -83,10 +107,7 @@ func (n *Node) forward(up net.Conn, req *route.Request) outcome {
 	next, index := req.Route[1], req.Depth+1
 	down, err := n.pool.open(n.ctx, next)
 	if err != nil {
-		r := hopFailure(index, next, err)
-		out.status, out.err = r.Status, err
-		n.respond(up, r)
-		return out
+		return n.hopFailed(up, index, next, err)
 	}
 	fwd := route.Request{Op: req.Op, Depth: index, Route: req.Route[1:], Name: req.Name}
 	frame, err := fwd.Append(nil)
@@ -97,12 +118,20 @@ func (n *Node) forward(up net.Conn, req *route.Request) outcome {
 	}
 	if err != nil {
 		down.Close()
-		r := hopFailure(index, next, err)
-		out.status, out.err = r.Status, err
-		n.respond(up, r)
-		return out
+		return n.hopFailed(up, index, next, err)
 	}
 	out.bytes, out.err = splice(up, down, n.cfg.Linger)
+	out.broken = true
+	return out
+}
+
+// hopFailed answers upstream that the next hop could not be used.
+func (n *Node) hopFailed(up net.Conn, index int, next string, err error) outcome {
+	r := hopFailure(index, next, err)
+	out := outcome{role: "relay", status: r.Status, err: err}
+	if n.respond(up, r) != nil {
+		out.broken = true
+	}
 	return out
 }
 

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"net"
@@ -19,12 +20,13 @@ func (n *Node) serveTerminal(s net.Conn, req *route.Request) outcome {
 	out := outcome{role: "terminal"}
 	fail := func(st route.Status, err error) outcome {
 		out.status, out.err = st, err
+		out.broken = true // until the response is out
 		msg := fmt.Sprintf("%s: %v", st, err)
 		if st == route.StatusNotFound || st == route.StatusNotRegular {
 			// The user needs the name, not the node's syscall detail (logged).
 			msg = fmt.Sprintf("%s: %s", st, req.Name)
 		}
-		n.respond(s, &route.Response{Status: st, HopIndex: req.Depth, Hop: req.Route[0], Message: msg})
+		out.broken = n.respond(s, &route.Response{Status: st, HopIndex: req.Depth, Hop: req.Route[0], Message: msg}) != nil
 		return out
 	}
 	if n.cache == nil {
@@ -108,6 +110,12 @@ func (n *Node) serveGet(s net.Conn, req *route.Request, name string, fail failFu
 	s.SetReadDeadline(time.Now().Add(n.cfg.HeaderTimeout))
 	off, err := route.ReadStart(s)
 	s.SetReadDeadline(time.Time{})
+	if errors.Is(err, io.EOF) {
+		// The client closed before START: it changed its mind (for
+		// instance to fetch a large file over a raw link instead).
+		out.cache += ",abandoned"
+		return out
+	}
 	if err != nil {
 		out.err = fmt.Errorf("read start: %w", err)
 		return out
@@ -118,21 +126,22 @@ func (n *Node) serveGet(s net.Conn, req *route.Request, name string, fail failFu
 	}
 	// The client sends nothing more until it has the trailer, so anything
 	// it sends now, EOF included, means it gave up: stop sending.
-	stop := watchCancel(s)
-	out.bytes, out.err = sendBody(s, &obj, off)
+	stop := watchCancel(s, func() { s.SetWriteDeadline(time.Now()) })
+	out.bytes, out.err = n.sendBody(s, &obj, off)
 	stop()
 	return out
 }
 
-// watchCancel reads from s until the client goes away, then aborts writes
-// to s. The returned func stops the watch and waits for it.
-func watchCancel(s net.Conn) (stop func()) {
+// watchCancel reads from s, whose peer must send nothing meanwhile, and
+// calls abort if the peer closes (or breaks the rule). The returned func
+// stops the watch and waits for it.
+func watchCancel(s net.Conn, abort func()) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		var b [1]byte
 		if _, err := s.Read(b[:]); !isTimeout(err) {
-			s.SetWriteDeadline(time.Now())
+			abort()
 		}
 	}()
 	return func() {
@@ -142,42 +151,79 @@ func watchCancel(s net.Conn) (stop func()) {
 }
 
 // trailerBufs pools trailer frames, so a hit allocates nothing.
-var trailerBufs = newBufPool(route.FrameHeaderLen + 2 + sha256.Size)
+var trailerBufs = newBufPool(route.FrameHeaderLen + 2*(2+route.MaxDigest))
 
-// sendBody writes the object's bytes from off on, then the trailer. A hit
-// is written from the cached slice itself, with the digest computed when it
-// was loaded: no copy, no hashing and no allocation per hit. It returns the
-// bytes of file data sent; a trailer is sent only after all of them.
-func sendBody(w io.Writer, obj *cache.Object, off int64) (int64, error) {
-	var sum [sha256.Size]byte
+// sendBody writes the object's bytes from off on, then the trailer: a
+// CRC-32C of the bytes sent and the SHA-256 of the whole file. A hit is
+// written from the cached slice itself, with the SHA-256 computed when it
+// was loaded: no copy and no allocation per hit. A file streamed from disk
+// whose digests are remembered for its version goes out with io.Copy from
+// the *os.File, which is sendfile(2) on a TCP connection; otherwise it is
+// hashed on the way out, once per version. It returns the file bytes sent;
+// the trailer is sent only after all of them.
+func (n *Node) sendBody(w io.Writer, obj *cache.Object, off int64) (int64, error) {
+	tr := route.Trailer{HasCRC32C: true, HasSHA256: true}
 	var sent int64
+	var err error
 	if obj.Data != nil {
-		n, err := w.Write(obj.Data[off:])
-		sent = int64(n)
-		if err != nil {
-			return sent, fmt.Errorf("send %s: %w", obj.Name, err)
-		}
-		sum = obj.SHA256
-		if off != 0 {
-			sum = sha256.Sum256(obj.Data[off:])
-		}
+		var k int
+		k, err = w.Write(obj.Data[off:])
+		sent = int64(k)
+		tr.SHA256 = obj.SHA256
+		tr.CRC32C = crc32.Update(0, cache.Castagnoli, obj.Data[off:])
 	} else {
-		h := sha256.New()
-		n, err := copyBuffered(io.MultiWriter(w, h), io.NewSectionReader(obj.File, off, obj.Size-off))
-		sent = n
-		if err == nil && n != obj.Size-off {
-			err = fmt.Errorf("file shrank: %w", io.ErrUnexpectedEOF)
-		}
-		if err != nil {
-			return sent, fmt.Errorf("send %s: %w", obj.Name, err)
-		}
-		h.Sum(sum[:0])
+		sent, err = n.sendFile(w, obj, off, &tr)
+	}
+	if err != nil {
+		return sent, fmt.Errorf("send %s: %w", obj.Name, err)
 	}
 	bp := trailerBufs.get()
 	defer trailerBufs.put(bp)
-	*bp = route.AppendTrailer((*bp)[:0], route.DigestSHA256, sum[:])
+	*bp = tr.Append((*bp)[:0])
 	if _, err := w.Write(*bp); err != nil {
 		return sent, fmt.Errorf("send trailer: %w", err)
+	}
+	return sent, nil
+}
+
+// sendFile streams obj.File from off to its end and fills in tr. The file
+// must be the same version (size, mtime, inode) after the send as before,
+// or the send fails: a file rewritten mid-send is never passed off as whole.
+func (n *Node) sendFile(w io.Writer, obj *cache.Object, off int64, tr *route.Trailer) (int64, error) {
+	f, want := obj.File, obj.Size-off
+	before, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("stat: %w", err)
+	}
+	sums, known := n.digests.Get(before)
+	var sent int64
+	if known && off == 0 {
+		// io.Copy to the bare connection: sendfile(2) on TCP.
+		sent, err = io.Copy(w, io.LimitReader(f, want))
+		tr.SHA256, tr.CRC32C = sums.SHA256, sums.CRC32C
+	} else {
+		sha, crc := sha256.New(), crc32.New(cache.Castagnoli)
+		if off > 0 { // the SHA-256 covers the whole file
+			if _, err := io.Copy(sha, io.NewSectionReader(f, 0, off)); err != nil {
+				return 0, fmt.Errorf("hash first %d bytes: %w", off, err)
+			}
+		}
+		sent, err = copyBuffered(io.MultiWriter(w, sha, crc), io.NewSectionReader(f, off, want))
+		sha.Sum(tr.SHA256[:0])
+		tr.CRC32C = crc.Sum32()
+	}
+	if err == nil && sent != want {
+		err = fmt.Errorf("file shrank: %w", io.ErrUnexpectedEOF)
+	}
+	if err != nil {
+		return sent, err
+	}
+	after, err := f.Stat()
+	if err != nil || !cache.SameVersion(before, after) {
+		return sent, fmt.Errorf("file changed while it was sent")
+	}
+	if !known && off == 0 {
+		n.digests.Put(after, cache.Sums{SHA256: tr.SHA256, CRC32C: tr.CRC32C})
 	}
 	return sent, nil
 }

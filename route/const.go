@@ -84,6 +84,9 @@ const (
 
 // Digest algorithms carried in a trailer. Append only.
 const (
-	// DigestSHA256 is SHA-256 over the bytes sent.
+	// DigestSHA256 is SHA-256 of the whole file: its content id.
 	DigestSHA256 byte = 1
+	// DigestCRC32C is CRC-32C (Castagnoli) of the bytes sent: a transport
+	// check cheap enough for wire speed (hardware CRC32 instruction).
+	DigestCRC32C byte = 2
 )

@@ -193,6 +193,11 @@ func ReadStart(r io.Reader) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	return DecodeStart(p)
+}
+
+// DecodeStart decodes a START payload and returns its offset.
+func DecodeStart(p []byte) (int64, error) {
 	d := decoder{p: p}
 	off := d.u64()
 	if err := d.done(); err != nil {
@@ -204,29 +209,68 @@ func ReadStart(r io.Reader) (int64, error) {
 	return int64(off), nil
 }
 
-// MaxDigest is the longest digest a trailer may carry.
-const MaxDigest = 64
-
-// AppendTrailer appends a TRAILER frame carrying a digest of the given algorithm.
-func AppendTrailer(dst []byte, alg byte, sum []byte) []byte {
-	dst = AppendFrameHeader(dst, FrameTrailer, 2+len(sum))
-	dst = append(dst, alg, byte(len(sum)))
-	return append(dst, sum...)
+// Trailer ends the bytes of a GET. It carries a CRC32C (Castagnoli) of
+// the bytes sent, a cheap transport check, and the SHA-256 of the whole
+// file, its content id. On the wire it is a sequence of digest entries
+// (algorithm, length, bytes); a decoder skips algorithms it does not know.
+type Trailer struct {
+	HasCRC32C bool
+	CRC32C    uint32 // of the bytes sent, [offset, size)
+	HasSHA256 bool
+	SHA256    [32]byte // of the whole file, [0, size)
 }
 
-// ReadTrailer reads a TRAILER frame, returning the algorithm and digest.
-func ReadTrailer(r io.Reader) (alg byte, sum []byte, err error) {
-	var buf [2 + MaxDigest]byte
+// MaxDigest is the longest digest a trailer entry may carry.
+const MaxDigest = 64
+
+// Append appends the trailer as a whole frame to dst.
+func (m *Trailer) Append(dst []byte) []byte {
+	start := len(dst)
+	dst = AppendFrameHeader(dst, FrameTrailer, 0)
+	if m.HasCRC32C {
+		dst = append(dst, DigestCRC32C, 4)
+		dst = binary.BigEndian.AppendUint32(dst, m.CRC32C)
+	}
+	if m.HasSHA256 {
+		dst = append(dst, DigestSHA256, 32)
+		dst = append(dst, m.SHA256[:]...)
+	}
+	return finish(dst, start)
+}
+
+// DecodeTrailer decodes a trailer payload.
+func DecodeTrailer(p []byte) (Trailer, error) {
+	var m Trailer
+	d := decoder{p: p}
+	for d.err == nil && len(d.p) > 0 {
+		alg, n := d.u8(), int(d.u8())
+		if n > MaxDigest {
+			d.fail("digest of %d bytes", n)
+		}
+		sum := d.take(n)
+		if d.err != nil {
+			break
+		}
+		switch {
+		case alg == DigestSHA256 && n == 32:
+			m.HasSHA256 = true
+			copy(m.SHA256[:], sum)
+		case alg == DigestCRC32C && n == 4:
+			m.HasCRC32C = true
+			m.CRC32C = binary.BigEndian.Uint32(sum)
+		case alg == DigestSHA256 || alg == DigestCRC32C:
+			d.fail("digest %d of %d bytes", alg, n)
+		}
+	}
+	return m, d.done()
+}
+
+// ReadTrailer reads and decodes a TRAILER frame.
+func ReadTrailer(r io.Reader) (Trailer, error) {
+	var buf [2 * (2 + MaxDigest)]byte
 	p, err := readTyped(r, FrameTrailer, buf[:0])
 	if err != nil {
-		return 0, nil, err
+		return Trailer{}, err
 	}
-	d := decoder{p: p}
-	alg = d.u8()
-	n := int(d.u8())
-	if n > MaxDigest {
-		d.fail("digest of %d bytes", n)
-	}
-	sum = append([]byte(nil), d.take(n)...)
-	return alg, sum, d.done()
+	return DecodeTrailer(p)
 }

@@ -46,6 +46,11 @@ func runGet(c *cli.Context) error {
 	if len(names) == 0 {
 		return fmt.Errorf("get: no file named (give NAME, or a route file whose first line names one)")
 	}
+	for _, n := range names {
+		if len(n) > 1 && n[0] == '-' {
+			return fmt.Errorf("get: %q after the file names: put flags before NAME (get -o DIR NAME...)", n)
+		}
+	}
 	dir := c.String("o")
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("get: -o %s: not a directory", dir)
@@ -61,7 +66,7 @@ func runGet(c *cli.Context) error {
 	quiet := c.Bool("quiet")
 	bars := !quiet && term.IsTerminal(int(os.Stderr.Fd()))
 	var outMu sync.Mutex
-	g, ctx := errgroup.WithContext(c.Context)
+	var g errgroup.Group
 	g.SetLimit(parallelGets)
 	var failed []error
 	for _, name := range names {
@@ -92,7 +97,6 @@ func runGet(c *cli.Context) error {
 		})
 	}
 	g.Wait()
-	_ = ctx
 	switch {
 	case len(failed) == 1 && len(names) == 1:
 		return failed[0]

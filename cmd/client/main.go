@@ -37,6 +37,8 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "route", Aliases: []string{"r"}, EnvVars: env("ROUTE"), Usage: "read the hops from route `FILE` (one host:port per line, last = file server)"},
 			&cli.StringSliceFlag{Name: "hop", EnvVars: env("HOPS"), Usage: "a hop `HOST:PORT`, repeated in route order (instead of --route)"},
 			&cli.DurationFlag{Name: "timeout", Value: relay.DefaultClientTimeout, EnvVars: env("TIMEOUT"), Usage: "fail when no data arrives for this long (an idle timeout, not a total)"},
+			&cli.StringFlag{Name: "transport", Value: "auto", EnvVars: env("TRANSPORT"), Usage: "`auto` (raw links for files of 4 MiB or more, the mux for the rest), mux or raw"},
+			&cli.StringFlag{Name: "verify", Value: "sha256", EnvVars: env("VERIFY"), Usage: "check fetched bytes by `sha256` (and CRC-32C) or by crc32c only (faster than SHA-256 on fast links)"},
 		},
 		Commands: []*cli.Command{getCommand(), lsCommand(), listCommand(), statCommand()},
 	}
@@ -70,6 +72,25 @@ func newClient(c *cli.Context) (*relay.Client, route.File, error) {
 	if err != nil {
 		return nil, f, err
 	}
-	cl, err := relay.NewClient(relay.ClientConfig{Route: f.Route, Timeout: c.Duration("timeout")})
+	cfg := relay.ClientConfig{Route: f.Route, Timeout: c.Duration("timeout")}
+	switch c.String("transport") {
+	case "auto":
+		cfg.Transport = relay.TransportAuto
+	case "mux":
+		cfg.Transport = relay.TransportMux
+	case "raw":
+		cfg.Transport = relay.TransportRaw
+	default:
+		return nil, f, fmt.Errorf("--transport %q: want auto, mux or raw", c.String("transport"))
+	}
+	switch c.String("verify") {
+	case "sha256":
+		cfg.Verify = relay.VerifySHA256
+	case "crc32c":
+		cfg.Verify = relay.VerifyCRC32C
+	default:
+		return nil, f, fmt.Errorf("--verify %q: want sha256 or crc32c", c.String("verify"))
+	}
+	cl, err := relay.NewClient(cfg)
 	return cl, f, err
 }
