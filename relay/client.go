@@ -34,6 +34,8 @@ type ClientConfig struct {
 	Verify Verify
 	// Transport picks the link a GET travels on. Default TransportAuto.
 	Transport Transport
+	// TLS, when set, makes the link to the first hop mutual TLS 1.3.
+	TLS *TLS
 	// RawThreshold is the size from which TransportAuto fetches over a raw
 	// link. Default DefaultRawThreshold.
 	RawThreshold int64
@@ -106,7 +108,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.RawThreshold <= 0 {
 		cfg.RawThreshold = DefaultRawThreshold
 	}
-	d := newDialer(nil, cfg.DialTimeout)
+	d := newDialer(nil, cfg.DialTimeout, cfg.TLS)
 	return &Client{cfg: cfg, dialer: d, raw: newRawPool(d)}, nil
 }
 
@@ -138,7 +140,7 @@ func (c *Client) session(ctx context.Context) (*yamux.Session, error) {
 	if err != nil {
 		return nil, responseError(hopFailure(0, first, err))
 	}
-	sess, err := yamux.Client(conn, yamuxConfig(c.cfg.StreamWindow, c.cfg.DialTimeout))
+	sess, err := yamux.Client(conn, yamuxConfig(c.cfg.StreamWindow))
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("start session with %s: %w", first, err)

@@ -47,6 +47,9 @@ type Config struct {
 	// CacheSize is the terminal's cache budget in bytes; 0 turns the cache
 	// off. Negative means the default.
 	CacheSize int64
+	// TLS, when set, makes every link of this node mutual TLS 1.3, in and
+	// out: plaintext peers and certificates from another CA are refused.
+	TLS *TLS
 	// Source overrides the files served under Root (tests use it to count
 	// disk reads). Nil means os.OpenRoot(Root).
 	Source cache.Source

@@ -23,6 +23,7 @@ var (
 	ErrBusy        = errors.New("busy")
 	ErrInternal    = errors.New("internal error")
 	ErrProtocol    = errors.New("protocol error")
+	ErrAuth        = errors.New("authentication failed")
 	// ErrTruncated marks a transfer that ended before the announced size.
 	ErrTruncated = errors.New("transfer truncated")
 	// ErrDigest marks bytes whose digest differs from the trailer's.
@@ -43,6 +44,7 @@ var statusErrs = map[route.Status]error{
 	route.StatusInternal:    ErrInternal,
 	route.StatusBadOp:       ErrBadRequest,
 	route.StatusBadOffset:   ErrBadRequest,
+	route.StatusAuth:        ErrAuth,
 }
 
 // HopError is a failure attributed to one hop of a route: the terminal that
@@ -76,6 +78,8 @@ func dialStatus(err error) route.Status {
 	switch {
 	case errors.Is(err, errForbidden):
 		return route.StatusNotAllowed
+	case errors.Is(err, errAuth):
+		return route.StatusAuth
 	case errors.Is(err, errNotNode):
 		return route.StatusNotNode
 	case errors.Is(err, errBusyLink):

@@ -2,10 +2,12 @@ package relay
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -32,9 +34,17 @@ func dialPreface(conn net.Conn, mode route.Mode, deadline time.Time) error {
 		return fmt.Errorf("write preface: %w", err)
 	}
 	var in [route.PrefaceLen]byte
-	if _, err := io.ReadFull(conn, in[:]); err != nil {
-		if isTimeout(err) {
+	if k, err := io.ReadFull(conn, in[:]); err != nil {
+		var alert tls.AlertError
+		switch {
+		case errors.As(err, &alert):
+			// TLS 1.3: the acceptor checks our certificate after our side
+			// of the handshake returned, and says so with an alert.
+			return fmt.Errorf("%w: the peer refused this side's certificate: %w", errAuth, err)
+		case isTimeout(err):
 			return fmt.Errorf("read preface: %w", err)
+		case k == 0 && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)):
+			return fmt.Errorf("%w: it closed the link at once (does it require TLS?)", errNotNode)
 		}
 		return fmt.Errorf("read preface: %w (%w)", errNotNode, err)
 	}
@@ -84,16 +94,20 @@ func answerPreface(conn net.Conn, st route.Status, deadline time.Time) error {
 }
 
 // yamuxConfig returns the session settings shared by nodes and clients.
-func yamuxConfig(window uint32, openTimeout time.Duration) *yamux.Config {
+func yamuxConfig(window uint32) *yamux.Config {
 	y := yamux.DefaultConfig()
 	y.MaxStreamWindowSize = window
 	y.LogOutput = io.Discard
 	y.EnableKeepAlive = true
 	y.KeepAliveInterval = 15 * time.Second
 	y.ConnectionWriteTimeout = 30 * time.Second
-	// One slow stream open must not kill the session, and a stream whose
-	// peer stopped reading must not hold resources for minutes.
-	y.StreamOpenTimeout = openTimeout
+	// yamux closes the whole session when one stream's open is not
+	// acknowledged within StreamOpenTimeout: one slow open must not kill
+	// every other request on the link, so it is off. A dead peer is found
+	// by keepalive, and each request has its own deadlines.
+	y.StreamOpenTimeout = 0
+	// A stream whose peer stopped reading is reset after this, rather than
+	// holding its window and goroutines for yamux's default 5 minutes.
 	y.StreamCloseTimeout = 30 * time.Second
 	return y
 }
@@ -103,10 +117,14 @@ func yamuxConfig(window uint32, openTimeout time.Duration) *yamux.Config {
 type dialer struct {
 	nd      net.Dialer
 	timeout time.Duration
+	tls     *tls.Config // nil for plaintext links
 }
 
-func newDialer(allow *allowList, timeout time.Duration) *dialer {
+func newDialer(allow *allowList, timeout time.Duration, id *TLS) *dialer {
 	d := &dialer{timeout: timeout}
+	if id != nil {
+		d.tls = id.clientConfig()
+	}
 	d.nd.Timeout = timeout
 	d.nd.KeepAlive = 15 * time.Second
 	if allow != nil {
@@ -124,6 +142,11 @@ func (d *dialer) dial(ctx context.Context, addr string, mode route.Mode) (net.Co
 		return nil, err
 	}
 	deadline, _ := ctx.Deadline()
+	if d.tls != nil {
+		if conn, err = handshake(conn, d.tls, false, deadline); err != nil {
+			return nil, err
+		}
+	}
 	if err := dialPreface(conn, mode, deadline); err != nil {
 		conn.Close()
 		return nil, err

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -26,9 +27,11 @@ type Node struct {
 	pool    *pool    // mux links to next hops
 	rawPool *rawPool // idle raw links to next hops
 	ycfg    *yamux.Config
-	root    *os.Root     // nil for a relay-only node
-	src     cache.Source // the files served; nil for a relay-only node
-	cache   *cache.Cache // nil for a relay-only node
+	// tlsConfig is the acceptor's TLS config; nil without TLS.
+	tlsConfig *tls.Config
+	root      *os.Root     // nil for a relay-only node
+	src       cache.Source // the files served; nil for a relay-only node
+	cache     *cache.Cache // nil for a relay-only node
 	// digests remembers whole-file digests of files streamed from disk.
 	digests *cache.Digests
 
@@ -58,12 +61,15 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg:     cfg,
 		allow:   allow,
-		ycfg:    yamuxConfig(cfg.StreamWindow, cfg.DialTimeout),
+		ycfg:    yamuxConfig(cfg.StreamWindow),
 		closers: map[io.Closer]struct{}{},
 	}
-	d := newDialer(allow, cfg.DialTimeout)
+	d := newDialer(allow, cfg.DialTimeout, cfg.TLS)
 	n.pool = newPool(d, n.ycfg)
 	n.rawPool = newRawPool(d)
+	if cfg.TLS != nil {
+		n.tlsConfig = cfg.TLS.serverConfig()
+	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if cfg.Root != "" || cfg.Source != nil {
 		if err := n.openRoot(); err != nil {
@@ -180,6 +186,12 @@ func (n *Node) serveConn(conn net.Conn) error {
 		return fmt.Errorf("link refused: %w", errBusyLink)
 	}
 	defer n.links.Add(-1)
+	if n.cfg.TLS != nil {
+		var err error
+		if conn, err = handshake(conn, n.tlsConfig, true, time.Now().Add(n.cfg.HeaderTimeout)); err != nil {
+			return err
+		}
+	}
 	mode, err := acceptPreface(conn, time.Now().Add(n.cfg.HeaderTimeout))
 	if err != nil {
 		return err

@@ -22,6 +22,7 @@ const (
 	StatusInternal    Status = 11 // an unexpected error at the node
 	StatusBadOp       Status = 12 // the operation is unknown to the node
 	StatusBadOffset   Status = 13 // the START offset is beyond the file
+	StatusAuth        Status = 14 // the next hop refused mutual TLS, or was not TLS
 )
 
 var statusNames = [...]string{
@@ -39,6 +40,7 @@ var statusNames = [...]string{
 	StatusInternal:    "internal error",
 	StatusBadOp:       "unknown operation",
 	StatusBadOffset:   "bad offset",
+	StatusAuth:        "authentication failed",
 }
 
 // String returns the short human name of the status, as shown to users.

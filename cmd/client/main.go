@@ -37,6 +37,9 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "route", Aliases: []string{"r"}, EnvVars: env("ROUTE"), Usage: "read the hops from route `FILE` (one host:port per line, last = file server)"},
 			&cli.StringSliceFlag{Name: "hop", EnvVars: env("HOPS"), Usage: "a hop `HOST:PORT`, repeated in route order (instead of --route)"},
 			&cli.DurationFlag{Name: "timeout", Value: relay.DefaultClientTimeout, EnvVars: env("TIMEOUT"), Usage: "fail when no data arrives for this long (an idle timeout, not a total)"},
+			&cli.StringFlag{Name: "tls-cert", EnvVars: env("TLS_CERT"), Usage: "mutual TLS 1.3: this side's certificate `FILE` (PEM); needs --tls-key and --tls-ca"},
+			&cli.StringFlag{Name: "tls-key", EnvVars: env("TLS_KEY"), Usage: "mutual TLS: the certificate's private key `FILE`"},
+			&cli.StringFlag{Name: "tls-ca", EnvVars: env("TLS_CA"), Usage: "mutual TLS: the CA `FILE` every peer's certificate must be signed by"},
 			&cli.StringFlag{Name: "transport", Value: "auto", EnvVars: env("TRANSPORT"), Usage: "`auto` (raw links for files of 4 MiB or more, the mux for the rest), mux or raw"},
 			&cli.StringFlag{Name: "verify", Value: "sha256", EnvVars: env("VERIFY"), Usage: "check fetched bytes by `sha256` (and CRC-32C) or by crc32c only (faster than SHA-256 on fast links)"},
 		},
@@ -90,6 +93,9 @@ func newClient(c *cli.Context) (*relay.Client, route.File, error) {
 		cfg.Verify = relay.VerifyCRC32C
 	default:
 		return nil, f, fmt.Errorf("--verify %q: want sha256 or crc32c", c.String("verify"))
+	}
+	if cfg.TLS, err = cliutil.LoadTLS(c.String("tls-cert"), c.String("tls-key"), c.String("tls-ca")); err != nil {
+		return nil, f, err
 	}
 	cl, err := relay.NewClient(cfg)
 	return cl, f, err

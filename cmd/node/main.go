@@ -49,6 +49,9 @@ func app() *cli.App {
 			&cli.IntFlag{Name: "max-streams", Value: d.MaxStreamsPerLink, EnvVars: env("MAX_STREAMS"), Usage: "concurrent streams per inbound link; more are answered busy"},
 			&cli.IntFlag{Name: "max-links", Value: d.MaxLinks, EnvVars: env("MAX_LINKS"), Usage: "concurrent inbound links; more are refused busy"},
 			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, EnvVars: env("GRACE"), Usage: "on SIGINT/SIGTERM, let transfers in flight finish for this long"},
+			&cli.StringFlag{Name: "tls-cert", EnvVars: env("TLS_CERT"), Usage: "mutual TLS 1.3: this side's certificate `FILE` (PEM); needs --tls-key and --tls-ca"},
+			&cli.StringFlag{Name: "tls-key", EnvVars: env("TLS_KEY"), Usage: "mutual TLS: the certificate's private key `FILE`"},
+			&cli.StringFlag{Name: "tls-ca", EnvVars: env("TLS_CA"), Usage: "mutual TLS: the CA `FILE` every peer's certificate must be signed by"},
 			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: env("LOG_FORMAT"), Usage: "log as `text` or json"},
 			&cli.BoolFlag{Name: "debug", EnvVars: env("DEBUG"), Usage: "also log links and streams that end in errors"},
 		},
@@ -73,6 +76,9 @@ func config(c *cli.Context) (relay.Config, error) {
 	window, err := humanize.ParseBytes(c.String("stream-window"))
 	if err != nil || window > 1<<31 {
 		return cfg, fmt.Errorf("--stream-window %q: want a size up to 2GiB", c.String("stream-window"))
+	}
+	if cfg.TLS, err = cliutil.LoadTLS(c.String("tls-cert"), c.String("tls-key"), c.String("tls-ca")); err != nil {
+		return cfg, err
 	}
 	cfg.Root = c.String("root")
 	cfg.Allow = c.StringSlice("allow")
@@ -105,6 +111,9 @@ func run(c *cli.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	role := "relay"
+	if cfg.TLS != nil {
+		role = "TLS " + role
+	}
 	if cfg.Root != "" {
 		role = fmt.Sprintf("relay and terminal serving %s (cache %s)", cfg.Root, humanize.IBytes(uint64(max(cfg.CacheSize, 0))))
 	}
