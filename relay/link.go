@@ -35,9 +35,9 @@ func dialPreface(conn net.Conn, mode route.Mode, deadline time.Time) error {
 	}
 	var in [route.PrefaceLen]byte
 	if k, err := io.ReadFull(conn, in[:]); err != nil {
-		var alert tls.AlertError
+		var op *net.OpError
 		switch {
-		case errors.As(err, &alert):
+		case errors.As(err, &op) && op.Op == "remote error": // a TLS alert
 			// TLS 1.3: the acceptor checks our certificate after our side
 			// of the handshake returned, and says so with an alert.
 			return fmt.Errorf("%w: the peer refused this side's certificate: %w", errAuth, err)
