@@ -149,27 +149,64 @@ func (c *Client) session(ctx context.Context) (*yamux.Session, error) {
 	return sess, nil
 }
 
-// exchange is one request in flight: its stream, with every read under the
-// idle timeout and the stream torn down when ctx is canceled.
+// exchange is one request in flight: its stream, with every read and
+// write under the idle timeout, and the stream torn down when ctx is
+// canceled. Renewing the deadline and canceling take one lock, so that a
+// cancel is never undone by a renewal.
 type exchange struct {
 	c      *Client
 	s      net.Conn
 	stopFn func() bool
+
+	mu       sync.Mutex
+	canceled bool
+}
+
+func newExchange(ctx context.Context, c *Client, s net.Conn) *exchange {
+	x := &exchange{c: c, s: s}
+	x.stopFn = context.AfterFunc(ctx, func() {
+		x.mu.Lock()
+		x.canceled = true
+		s.SetDeadline(time.Now())
+		x.mu.Unlock()
+	})
+	return x
+}
+
+// renew pushes the deadline set by set out by the idle timeout, unless the
+// exchange was canceled.
+func (x *exchange) renew(set func(time.Time) error) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.canceled {
+		return context.Canceled
+	}
+	return set(time.Now().Add(x.c.cfg.Timeout))
 }
 
 // Read reads with the idle deadline renewed before each call.
 func (x *exchange) Read(p []byte) (int, error) {
-	x.s.SetReadDeadline(time.Now().Add(x.c.cfg.Timeout))
+	if err := x.renew(x.s.SetReadDeadline); err != nil {
+		return 0, err
+	}
 	n, err := x.s.Read(p)
-	if err != nil && isTimeout(err) {
+	if err != nil && isTimeout(err) && !x.isCanceled() {
 		err = fmt.Errorf("%w: no data for %s along route %s", ErrTimeout, x.c.cfg.Timeout, x.c.cfg.Route)
 	}
 	return n, err
 }
 
 func (x *exchange) Write(p []byte) (int, error) {
-	x.s.SetWriteDeadline(time.Now().Add(x.c.cfg.Timeout))
+	if err := x.renew(x.s.SetWriteDeadline); err != nil {
+		return 0, err
+	}
 	return x.s.Write(p)
+}
+
+func (x *exchange) isCanceled() bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.canceled
 }
 
 func (x *exchange) close() {
@@ -234,8 +271,7 @@ func (c *Client) startRaw(ctx context.Context, op route.Op, name string) (*excha
 // exchange sends the request on s and reads the response.
 func (c *Client) exchange(ctx context.Context, s net.Conn, op route.Op, name string) (*exchange, route.Response, error) {
 	var resp route.Response
-	x := &exchange{c: c, s: s}
-	x.stopFn = context.AfterFunc(ctx, func() { s.SetDeadline(time.Now()) })
+	x := newExchange(ctx, c, s)
 	req := route.Request{Op: op, Route: c.cfg.Route, Name: name}
 	frame, err := req.Append(nil)
 	if err == nil {
@@ -256,7 +292,7 @@ func (c *Client) exchange(ctx context.Context, s net.Conn, op route.Op, name str
 // wrap adds the request to an error, preferring ctx's error once canceled.
 func (c *Client) wrap(ctx context.Context, op route.Op, name string, err error) error {
 	if ctx.Err() != nil {
-		err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+		err = fmt.Errorf("interrupted: %w", ctx.Err())
 	}
 	var he *HopError
 	if errors.As(err, &he) {
@@ -274,7 +310,9 @@ type FileInfo struct {
 	Size    int64
 	ModTime time.Time
 	Cached  bool
-	SHA256  [32]byte // set by Get: the file's SHA-256 (checked unless VerifyCRC32C)
+	// Offset is how many bytes a resumed download already had.
+	Offset int64
+	SHA256 [32]byte // set by Get: the file's SHA-256 (checked unless VerifyCRC32C)
 }
 
 // Stat returns the size and modification time of name, and whether the
@@ -317,6 +355,21 @@ func (c *Client) list(ctx context.Context, op route.Op) ([]route.Entry, error) {
 // or corrupt transfer is an error, never a success. started, if not nil,
 // is called once the size is known, before any byte is written.
 func (c *Client) Get(ctx context.Context, name string, w io.Writer, started func(FileInfo)) (FileInfo, error) {
+	return c.get(ctx, name, w, func(fi FileInfo, _ *route.Response) (int64, hash.Hash, error) {
+		if started != nil {
+			started(fi)
+		}
+		return 0, nil, nil
+	})
+}
+
+// startFunc decides, once the terminal's response is known, the offset to
+// start a GET at. For an offset above zero it returns a SHA-256 that has
+// hashed the bytes before the offset, so that the whole file is verified.
+type startFunc func(FileInfo, *route.Response) (off int64, prefix hash.Hash, err error)
+
+// get runs one GET over the transport the client's config picks.
+func (c *Client) get(ctx context.Context, name string, w io.Writer, start startFunc) (FileInfo, error) {
 	var x *exchange
 	var resp route.Response
 	var err error
@@ -337,14 +390,17 @@ func (c *Client) Get(ctx context.Context, name string, w io.Writer, started func
 		return FileInfo{}, err
 	}
 	info := FileInfo{Name: name, Size: resp.Size, ModTime: time.Unix(0, resp.ModTime), Cached: resp.Cached}
-	if started != nil {
-		started(info)
+	off, prefix, err := start(info, &resp)
+	if err == nil && (off < 0 || off > resp.Size) {
+		err = fmt.Errorf("start offset %d outside the file's %d bytes", off, resp.Size)
 	}
-	_, err = x.Write(route.AppendStart(nil, 0))
-	if err != nil {
-		err = fmt.Errorf("send start: %w", err)
-	} else {
-		_, err = c.receive(x, w, resp.Size, &info)
+	if err == nil {
+		if _, err = x.Write(route.AppendStart(nil, off)); err != nil {
+			err = fmt.Errorf("send start: %w", err)
+		}
+	}
+	if err == nil {
+		err = c.receive(x, w, resp.Size-off, prefix, &info)
 	}
 	if err != nil {
 		x.close()
@@ -358,41 +414,44 @@ func (c *Client) Get(ctx context.Context, name string, w io.Writer, started func
 	return info, nil
 }
 
-// receive copies exactly size bytes from r to w, then reads the trailer and
-// checks the CRC-32C of the bytes, and their SHA-256 unless the client
-// verifies with CRC-32C only. It fills in info.SHA256 when it hashed.
-func (c *Client) receive(r io.Reader, w io.Writer, size int64, info *FileInfo) (int64, error) {
+// receive copies exactly n bytes from r to w, then reads the trailer and
+// checks the CRC-32C of the bytes, and the whole file's SHA-256 when the
+// client verifies by SHA-256 or prefix (which has hashed the bytes before
+// these) is set. It fills in info.SHA256.
+func (c *Client) receive(r io.Reader, w io.Writer, n int64, prefix hash.Hash, info *FileInfo) error {
 	crc := crc32.New(cache.Castagnoli)
 	sinks := []io.Writer{w, crc}
-	var sha hash.Hash
-	if c.cfg.Verify == VerifySHA256 {
+	sha := prefix
+	if sha == nil && c.cfg.Verify == VerifySHA256 {
 		sha = sha256.New()
+	}
+	if sha != nil {
 		sinks = append(sinks, sha)
 	}
-	n, err := copyBuffered(io.MultiWriter(sinks...), io.LimitReader(r, size))
-	if err == nil && n < size {
-		err = fmt.Errorf("%w: got %d of %d bytes", ErrTruncated, n, size)
+	got, err := copyBuffered(io.MultiWriter(sinks...), io.LimitReader(r, n))
+	if err == nil && got < n {
+		err = fmt.Errorf("%w: got %d of %d bytes", ErrTruncated, got, n)
 	}
 	if err != nil {
-		return n, err
+		return err
 	}
 	tr, err := route.ReadTrailer(r)
 	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			err = fmt.Errorf("%w: no trailer after %d bytes", ErrTruncated, n)
+			err = fmt.Errorf("%w: no trailer after %d bytes", ErrTruncated, got)
 		}
-		return n, err
+		return err
 	}
 	if !tr.HasCRC32C || tr.CRC32C != crc.Sum32() {
-		return n, fmt.Errorf("%w: CRC-32C %08x, received %08x", ErrDigest, tr.CRC32C, crc.Sum32())
+		return fmt.Errorf("%w: CRC-32C %08x, received %08x", ErrDigest, tr.CRC32C, crc.Sum32())
 	}
-	if sha != nil {
-		sha.Sum(info.SHA256[:0])
-		if !tr.HasSHA256 || tr.SHA256 != info.SHA256 {
-			return n, fmt.Errorf("%w: SHA-256 %x, received %x", ErrDigest, tr.SHA256, info.SHA256)
-		}
-	} else {
+	if sha == nil {
 		info.SHA256 = tr.SHA256
+		return nil
 	}
-	return n, nil
+	sha.Sum(info.SHA256[:0])
+	if !tr.HasSHA256 || tr.SHA256 != info.SHA256 {
+		return fmt.Errorf("%w: SHA-256 %x, received %x", ErrDigest, tr.SHA256, info.SHA256)
+	}
+	return nil
 }

@@ -59,10 +59,12 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultHeaderTimeout     = 10 * time.Second
-	DefaultDialTimeout       = 10 * time.Second
-	DefaultLinger            = 10 * time.Second
-	DefaultIdleTimeout       = 30 * time.Second
+	DefaultHeaderTimeout = 10 * time.Second
+	DefaultDialTimeout   = 10 * time.Second
+	DefaultLinger        = 10 * time.Second
+	// DefaultIdleTimeout is twice the client's, so that a stalled hop is
+	// reported by the client's own idle timeout first.
+	DefaultIdleTimeout       = 60 * time.Second
 	DefaultStreamWindow      = 1 << 20
 	DefaultMaxStreamsPerLink = 1024
 	DefaultMaxLinks          = 1024

@@ -140,7 +140,7 @@ func (n *Node) relayData(up, down net.Conn, size int64) (int64, error) {
 	}
 	// The client sends nothing until it has the trailer: if it closes, stop.
 	stop := watchCancel(up, func() { down.SetDeadline(time.Now()); up.SetWriteDeadline(time.Now()) })
-	k, err := io.Copy(up, io.LimitReader(down, size-off))
+	k, err := copyIdle(up, down, size-off, n.cfg.IdleTimeout)
 	stop()
 	if err == nil && k != size-off {
 		err = fmt.Errorf("%w: next hop sent %d of %d bytes", io.ErrUnexpectedEOF, k, size-off)

@@ -22,7 +22,7 @@ const (
 // the next request.
 const RawIdleTimeout = 60 * time.Second
 
-type idleConn struct {
+type pooledConn struct {
 	c     net.Conn
 	since time.Time
 }
@@ -33,12 +33,12 @@ type rawPool struct {
 	d *dialer
 
 	mu     sync.Mutex
-	idle   map[string][]idleConn
+	idle   map[string][]pooledConn
 	closed bool
 }
 
 func newRawPool(d *dialer) *rawPool {
-	return &rawPool{d: d, idle: make(map[string][]idleConn)}
+	return &rawPool{d: d, idle: make(map[string][]pooledConn)}
 }
 
 // get returns an idle connection to addr, or dials one. reused says the
@@ -81,7 +81,7 @@ func (p *rawPool) put(addr string, c net.Conn) {
 		c.Close()
 		return
 	}
-	p.idle[addr] = append(p.idle[addr], idleConn{c: c, since: time.Now()})
+	p.idle[addr] = append(p.idle[addr], pooledConn{c: c, since: time.Now()})
 	p.mu.Unlock()
 }
 
@@ -90,7 +90,7 @@ func (p *rawPool) close() {
 	p.mu.Lock()
 	p.closed = true
 	idle := p.idle
-	p.idle = map[string][]idleConn{}
+	p.idle = map[string][]pooledConn{}
 	p.mu.Unlock()
 	for _, list := range idle {
 		for _, ic := range list {

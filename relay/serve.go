@@ -120,7 +120,7 @@ func (n *Node) forward(up net.Conn, req *route.Request) outcome {
 		down.Close()
 		return n.hopFailed(up, index, next, err)
 	}
-	out.bytes, out.err = splice(up, down, n.cfg.Linger)
+	out.bytes, out.err = splice(up, down, n.cfg.Linger, n.cfg.IdleTimeout)
 	out.broken = true
 	return out
 }

@@ -33,30 +33,35 @@ func closeWrite(c net.Conn) error {
 	return c.Close()
 }
 
-// copier is one direction of a splice.
+// copier is one direction of a splice: it copies src to dst, then
+// half-closes end (dst's bare connection).
 type copier struct {
-	name     string
-	dst, src net.Conn
-	n        int64
-	err      error
+	name string
+	dst  io.Writer
+	src  io.Reader
+	end  net.Conn
+	n    int64
+	err  error
 }
 
 func (c *copier) run(done chan<- *copier) {
 	c.n, c.err = copyBuffered(c.dst, c.src)
 	if c.err == nil {
-		c.err = closeWrite(c.dst)
+		c.err = closeWrite(c.end)
 	}
 	done <- c
 }
 
 // splice copies up->down and down->up until both directions end, with
-// half-close, and returns the bytes sent towards up. Once one direction
-// ends, the other has linger to finish; an error in either aborts both.
-// It closes both connections before it returns.
-func splice(up, down net.Conn, linger time.Duration) (toUp int64, err error) {
+// half-close, and returns the bytes sent towards up. The answer direction
+// is cut when it moves nothing for idle (the request direction is silent
+// by design while the answer streams). Once one direction ends, the other
+// has linger to finish; an error in either aborts both. It closes both
+// connections before it returns.
+func splice(up, down net.Conn, linger, idle time.Duration) (toUp int64, err error) {
 	done := make(chan *copier, 2)
-	request := &copier{name: "request", dst: down, src: up}
-	answer := &copier{name: "answer", dst: up, src: down}
+	request := &copier{name: "request", dst: down, src: up, end: down}
+	answer := &copier{name: "answer", dst: idleConn{up, idle}, src: idleConn{down, idle}, end: up}
 	go request.run(done)
 	go answer.run(done)
 

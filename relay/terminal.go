@@ -103,6 +103,7 @@ func (n *Node) serveGet(s net.Conn, req *route.Request, name string, fail failFu
 	}
 	resp := route.Response{Status: route.StatusOK, HopIndex: req.Depth, Hop: req.Route[0],
 		Size: obj.Size, ModTime: obj.ModTime.UnixNano(), Cached: obj.Data != nil}
+	resp.Digest, resp.HasDigest = n.knownDigest(&obj)
 	if err := n.respond(s, &resp); err != nil {
 		out.err = err
 		return out
@@ -130,6 +131,21 @@ func (n *Node) serveGet(s net.Conn, req *route.Request, name string, fail failFu
 	out.bytes, out.err = n.sendBody(s, &obj, off)
 	stop()
 	return out
+}
+
+// knownDigest returns the whole-file SHA-256 of obj when it is known
+// without reading the file: a cached copy's, or one remembered for the
+// version of the file being streamed.
+func (n *Node) knownDigest(obj *cache.Object) ([32]byte, bool) {
+	if obj.Data != nil {
+		return obj.SHA256, true
+	}
+	if fi, err := obj.File.Stat(); err == nil {
+		if sums, ok := n.digests.Get(fi); ok {
+			return sums.SHA256, true
+		}
+	}
+	return [32]byte{}, false
 }
 
 // watchCancel reads from s, whose peer must send nothing meanwhile, and
@@ -167,7 +183,11 @@ func (n *Node) sendBody(w io.Writer, obj *cache.Object, off int64) (int64, error
 	var err error
 	if obj.Data != nil {
 		var k int
-		k, err = w.Write(obj.Data[off:])
+		if c, ok := w.(net.Conn); ok {
+			k, err = writeIdle(c, obj.Data[off:], n.cfg.IdleTimeout)
+		} else {
+			k, err = w.Write(obj.Data[off:])
+		}
 		sent = int64(k)
 		tr.SHA256 = obj.SHA256
 		tr.CRC32C = crc32.Update(0, cache.Castagnoli, obj.Data[off:])
@@ -197,11 +217,15 @@ func (n *Node) sendFile(w io.Writer, obj *cache.Object, off int64, tr *route.Tra
 	}
 	sums, known := n.digests.Get(before)
 	var sent int64
-	if known && off == 0 {
-		// io.Copy to the bare connection: sendfile(2) on TCP.
-		sent, err = io.Copy(w, io.LimitReader(f, want))
+	conn, isConn := w.(net.Conn)
+	if known && off == 0 && isConn {
+		// io.Copy from the file to the bare connection: sendfile(2) on TCP.
+		sent, err = copyIdle(conn, f, want, n.cfg.IdleTimeout)
 		tr.SHA256, tr.CRC32C = sums.SHA256, sums.CRC32C
 	} else {
+		if isConn {
+			w = idleConn{conn, n.cfg.IdleTimeout}
+		}
 		sha, crc := sha256.New(), crc32.New(cache.Castagnoli)
 		if off > 0 { // the SHA-256 covers the whole file
 			if _, err := io.Copy(sha, io.NewSectionReader(f, 0, off)); err != nil {
@@ -235,7 +259,7 @@ func (n *Node) serveList(s net.Conn, req *route.Request, entries []route.Entry) 
 		Size: int64(len(entries))}); out.err != nil {
 		return out
 	}
-	lw := route.NewListWriter(s)
+	lw := route.NewListWriter(idleConn{s, n.cfg.IdleTimeout})
 	for _, e := range entries {
 		if out.err = lw.Add(e); out.err != nil {
 			return out

@@ -28,6 +28,7 @@ func getCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "o", Aliases: []string{"output"}, Value: ".", Usage: "save into `DIR`"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing on success"},
+			&cli.BoolFlag{Name: "resume", Usage: "keep an interrupted download in NAME.partial and continue it next time (verified end to end by SHA-256)"},
 		},
 		Action: runGet,
 	}
@@ -76,10 +77,15 @@ func runGet(c *cli.Context) error {
 			if bars {
 				progress = func(fi relay.FileInfo, w io.Writer) io.Writer {
 					bar := progressbar.DefaultBytes(fi.Size, path.Base(name))
+					bar.Set64(fi.Offset)
 					return io.MultiWriter(w, bar)
 				}
 			}
-			_, info, err := cl.Download(c.Context, name, dir, progress)
+			download := cl.Download
+			if c.Bool("resume") {
+				download = cl.Resume
+			}
+			_, info, err := download(c.Context, name, dir, progress)
 			outMu.Lock()
 			defer outMu.Unlock()
 			if err != nil {
