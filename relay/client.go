@@ -149,6 +149,31 @@ func (c *Client) session(ctx context.Context) (*yamux.Session, error) {
 	return sess, nil
 }
 
+// openStream opens a stream on the held link. A link that refuses new
+// streams (its node is shutting down, or it died) is dropped and redialed
+// once.
+func (c *Client) openStream(ctx context.Context) (net.Conn, error) {
+	for attempt := 0; ; attempt++ {
+		sess, err := c.session(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s, err := sess.OpenStream()
+		if err == nil {
+			return s, nil
+		}
+		c.mu.Lock()
+		if c.sess == sess {
+			c.sess = nil
+		}
+		c.mu.Unlock()
+		sess.Close()
+		if attempt == 1 {
+			return nil, fmt.Errorf("open stream to %s: %w", c.cfg.Route[0], err)
+		}
+	}
+}
+
 // exchange is one request in flight: its stream, with every read and
 // write under the idle timeout, and the stream torn down when ctx is
 // canceled. Renewing the deadline and canceling take one lock, so that a
@@ -226,13 +251,9 @@ func (x *exchange) release() {
 // start opens a mux stream, sends the request and reads the response. A
 // non-OK response comes back as a *HopError.
 func (c *Client) start(ctx context.Context, op route.Op, name string) (*exchange, route.Response, error) {
-	sess, err := c.session(ctx)
+	s, err := c.openStream(ctx)
 	if err != nil {
 		return nil, route.Response{}, err
-	}
-	s, err := sess.OpenStream()
-	if err != nil {
-		return nil, route.Response{}, fmt.Errorf("open stream to %s: %w", c.cfg.Route[0], err)
 	}
 	x, resp, err := c.exchange(ctx, s, op, name)
 	if err != nil {

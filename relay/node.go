@@ -297,6 +297,9 @@ func (n *Node) Close() error {
 	n.rawPool.close()
 	n.handlers.Wait()
 	if n.cache != nil {
+		st := n.cache.Stats()
+		n.cfg.Logger.Info("cache stats", "hits", st.Hits, "misses", st.Misses,
+			"evictions", st.Evictions, "hit_bytes", st.HitBytes, "cached_bytes", st.Bytes)
 		n.cache.Close()
 	}
 	if n.root != nil {

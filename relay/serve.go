@@ -16,7 +16,10 @@ type outcome struct {
 	role   string // "relay" or "terminal"
 	status route.Status
 	bytes  int64
-	cache  string // "hit", "miss", "stream" or ""
+	cache  string // "hit", "miss" or "" (not a get)
+	// streamed says the file went from disk, being larger than the cache.
+	streamed  bool
+	abandoned bool // the client left before START
 	err    error
 	// broken says the exchange stopped part way, so the connection cannot
 	// carry another request.
@@ -154,6 +157,12 @@ func (n *Node) logRequest(req *route.Request, out *outcome, d time.Duration) {
 	}
 	if out.cache != "" {
 		attrs = append(attrs, slog.String("cache", out.cache))
+	}
+	if out.streamed {
+		attrs = append(attrs, slog.Bool("streamed", true))
+	}
+	if out.abandoned {
+		attrs = append(attrs, slog.Bool("abandoned", true))
 	}
 	if out.err != nil {
 		attrs = append(attrs, slog.String("err", out.err.Error()))

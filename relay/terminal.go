@@ -97,7 +97,7 @@ func (n *Node) serveGet(s net.Conn, req *route.Request, name string, fail failFu
 	out := outcome{role: "terminal", cache: "miss"}
 	if obj.File != nil {
 		defer obj.File.Close()
-		out.cache = "stream"
+		out.streamed = true
 	} else if obj.Hit {
 		out.cache = "hit"
 	}
@@ -114,7 +114,7 @@ func (n *Node) serveGet(s net.Conn, req *route.Request, name string, fail failFu
 	if errors.Is(err, io.EOF) {
 		// The client closed before START: it changed its mind (for
 		// instance to fetch a large file over a raw link instead).
-		out.cache += ",abandoned"
+		out.abandoned = true
 		return out
 	}
 	if err != nil {
