@@ -180,17 +180,18 @@ func (n *Node) handleConn(conn net.Conn) {
 }
 
 func (n *Node) serveConn(conn net.Conn) error {
-	if n.links.Add(1) > int64(n.cfg.MaxLinks) {
-		defer n.links.Add(-1)
-		answerPreface(conn, route.StatusBusy, time.Now().Add(n.cfg.HeaderTimeout))
-		return fmt.Errorf("link refused: %w", errBusyLink)
-	}
 	defer n.links.Add(-1)
+	busy := n.links.Add(1) > int64(n.cfg.MaxLinks)
 	if n.cfg.TLS != nil {
+		// Even a busy answer goes over TLS, so that the dialer can read it.
 		var err error
 		if conn, err = handshake(conn, n.tlsConfig, true, time.Now().Add(n.cfg.HeaderTimeout)); err != nil {
 			return err
 		}
+	}
+	if busy {
+		answerPreface(conn, route.StatusBusy, time.Now().Add(n.cfg.HeaderTimeout))
+		return fmt.Errorf("link refused: %w", errBusyLink)
 	}
 	mode, err := acceptPreface(conn, time.Now().Add(n.cfg.HeaderTimeout))
 	if err != nil {

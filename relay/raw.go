@@ -115,8 +115,15 @@ func (n *Node) relayAnswer(up, down net.Conn, op route.Op, p []byte) (int64, err
 		for {
 			p, err := n.copyFrame(up, down, route.FrameList)
 			sent += int64(len(p))
-			if err != nil || len(p) <= 2 { // an empty chunk ends the listing
+			if err != nil {
 				return sent, err
+			}
+			entries, err := route.DecodeList(p)
+			if err != nil {
+				return sent, fmt.Errorf("listing from next hop: %w", err)
+			}
+			if len(entries) == 0 { // an empty chunk ends the listing
+				return sent, nil
 			}
 		}
 	}

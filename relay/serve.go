@@ -20,7 +20,7 @@ type outcome struct {
 	// streamed says the file went from disk, being larger than the cache.
 	streamed  bool
 	abandoned bool // the client left before START
-	err    error
+	err       error
 	// broken says the exchange stopped part way, so the connection cannot
 	// carry another request.
 	broken bool

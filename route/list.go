@@ -113,6 +113,7 @@ func ReadList(r io.Reader, max int) ([]Entry, error) {
 		if err != nil {
 			return all, err
 		}
+		buf = p[:0] // keep a grown buffer; DecodeList copies what it keeps
 		es, err := DecodeList(p)
 		if err != nil {
 			return all, err

@@ -72,6 +72,11 @@ func DecodeRequest(p []byte, maxHops int) (Request, error) {
 	if d.err == nil && n == 0 {
 		d.fail("empty route")
 	}
+	// Each hop takes at least 3 bytes and the name 2: refuse a count the
+	// payload cannot hold before allocating for it.
+	if d.err == nil && 3*n+2 > len(d.p) {
+		d.fail("%d hops in %d bytes", n, len(d.p))
+	}
 	if d.err == nil {
 		m.Route = make(Route, 0, n)
 	}
@@ -119,7 +124,8 @@ const (
 )
 
 // Append appends the response as a whole frame to dst, truncating an
-// over-long message or hop address rather than failing.
+// over-long message or hop address and clamping a negative size or an
+// out-of-range hop index rather than failing.
 func (m *Response) Append(dst []byte) []byte {
 	start := len(dst)
 	dst = AppendFrameHeader(dst, FrameResponse, 0)
@@ -130,8 +136,8 @@ func (m *Response) Append(dst []byte) []byte {
 	if m.HasDigest {
 		flags |= respHasDigest
 	}
-	dst = append(dst, byte(m.Status), flags, byte(m.HopIndex))
-	dst = binary.BigEndian.AppendUint64(dst, uint64(m.Size))
+	dst = append(dst, byte(m.Status), flags, byte(min(max(m.HopIndex, 0), HardMaxHops)))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(max(m.Size, 0)))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(m.ModTime))
 	if m.HasDigest {
 		dst = append(dst, m.Digest[:]...)

@@ -21,7 +21,7 @@ const (
 	StatusBusy        Status = 10 // the node is at a configured limit
 	StatusInternal    Status = 11 // an unexpected error at the node
 	StatusBadOp       Status = 12 // the operation is unknown to the node
-	StatusBadOffset   Status = 13 // the START offset is beyond the file
+	StatusBadOffset   Status = 13 // reserved: a START beyond the file ends the exchange instead
 	StatusAuth        Status = 14 // the next hop refused mutual TLS, or was not TLS
 )
 
