@@ -1,0 +1,9 @@
+//go:build !unix
+
+package cache
+
+import "io/fs"
+
+// devIno returns zeros where the platform has no inode numbers: identity then
+// rests on size and modification time alone.
+func devIno(fs.FileInfo) (dev, ino uint64) { return 0, 0 }
