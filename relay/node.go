@@ -262,11 +262,12 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.mu.Lock()
 	n.draining = true
 	for c := range n.closers {
+		// *yamux.Session is a net.Listener too: match it first.
 		switch c := c.(type) {
-		case net.Listener:
-			c.Close()
 		case *yamux.Session:
 			c.GoAway() // refuse new streams; in-flight ones go on
+		case net.Listener:
+			c.Close()
 		}
 	}
 	n.mu.Unlock()

@@ -35,7 +35,7 @@ func app() *cli.App {
 		Version: cliutil.Version(),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "route", Aliases: []string{"r"}, EnvVars: env("ROUTE"), Usage: "read the hops from route `FILE` (one host:port per line, last = file server)"},
-			&cli.StringSliceFlag{Name: "hop", EnvVars: env("HOPS"), Usage: "a hop `HOST:PORT`, repeated in route order (instead of --route)"},
+			&cli.StringSliceFlag{Name: "hop", EnvVars: []string{"RELAYCHAIN_HOP", "RELAYCHAIN_HOPS"}, Usage: "a hop `HOST:PORT`, repeated in route order (instead of --route)"},
 			&cli.DurationFlag{Name: "timeout", Value: relay.DefaultClientTimeout, EnvVars: env("TIMEOUT"), Usage: "fail when no data arrives for this long (an idle timeout, not a total)"},
 			&cli.StringFlag{Name: "tls-cert", EnvVars: env("TLS_CERT"), Usage: "mutual TLS 1.3: this side's certificate `FILE` (PEM); needs --tls-key and --tls-ca"},
 			&cli.StringFlag{Name: "tls-key", EnvVars: env("TLS_KEY"), Usage: "mutual TLS: the certificate's private key `FILE`"},

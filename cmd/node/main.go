@@ -130,7 +130,7 @@ func run(c *cli.Context) error {
 	case <-ctx.Done():
 	}
 	stop() // a second signal kills at once
-	cfg.Logger.Info("shutting down", "grace", c.Duration("grace"))
+	cfg.Logger.Info("shutting down", "grace", c.Duration("grace").String())
 	sctx, cancel := context.WithTimeout(context.Background(), c.Duration("grace"))
 	defer cancel()
 	if err := n.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
