@@ -47,6 +47,11 @@ func parseAllow(entries []string) (*allowList, error) {
 
 func (a *allowList) add(s string) error {
 	if p, err := netip.ParsePrefix(s); err == nil {
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			// Dialed addresses are matched unmapped, so store an
+			// IPv4-mapped prefix as the IPv4 prefix it covers.
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
 		a.prefixes = append(a.prefixes, p.Masked())
 		return nil
 	}
