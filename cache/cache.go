@@ -176,7 +176,7 @@ func (c *Cache) Get(ctx context.Context, name string) (Object, error) {
 			}
 		}
 	}
-	if id.size > c.limit || c.closed.Load() {
+	if c.store == nil || id.size > c.limit || c.closed.Load() {
 		c.ctr.misses.Add(1)
 		return c.stream(key)
 	}

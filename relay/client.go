@@ -83,6 +83,11 @@ type Client struct {
 	dialer *dialer
 	raw    *rawPool // idle raw links to the first hop
 
+	// closing is canceled by Close, which fails every request in flight,
+	// raw links included (they are not part of the session).
+	closing     context.Context
+	cancelClose context.CancelFunc
+
 	mu     sync.Mutex
 	sess   *yamux.Session
 	closed bool
@@ -109,11 +114,14 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		cfg.RawThreshold = DefaultRawThreshold
 	}
 	d := newDialer(nil, cfg.DialTimeout, cfg.TLS)
-	return &Client{cfg: cfg, dialer: d, raw: newRawPool(d)}, nil
+	c := &Client{cfg: cfg, dialer: d, raw: newRawPool(d)}
+	c.closing, c.cancelClose = context.WithCancel(context.Background())
+	return c, nil
 }
 
 // Close closes the link. Requests in flight fail. It is idempotent.
 func (c *Client) Close() error {
+	c.cancelClose()
 	c.raw.close()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -189,12 +197,17 @@ type exchange struct {
 
 func newExchange(ctx context.Context, c *Client, s net.Conn) *exchange {
 	x := &exchange{c: c, s: s}
-	x.stopFn = context.AfterFunc(ctx, func() {
+	stopCtx := context.AfterFunc(ctx, func() {
 		x.mu.Lock()
 		x.canceled = true
 		s.SetDeadline(time.Now())
 		x.mu.Unlock()
 	})
+	stopClose := context.AfterFunc(c.closing, func() { s.Close() })
+	x.stopFn = func() bool {
+		a, b := stopCtx(), stopClose()
+		return a && b
+	}
 	return x
 }
 

@@ -13,7 +13,8 @@ import (
 	"github.com/relaychain/relaychain/route"
 )
 
-// Config configures a Node. The zero value of a field means its default;
+// Config configures a Node. The zero value of a field means its default,
+// except CacheSize, where 0 turns the cache off as --cache-size 0 does;
 // DefaultConfig returns every default filled in.
 type Config struct {
 	// Root is the directory served when a route ends at this node. Empty

@@ -80,7 +80,7 @@ func dialStatus(err error) route.Status {
 		return route.StatusNotAllowed
 	case errors.Is(err, errAuth):
 		return route.StatusAuth
-	case errors.Is(err, errNotNode):
+	case errors.Is(err, errNotNode), errors.Is(err, route.ErrMalformed):
 		return route.StatusNotNode
 	case errors.Is(err, errBusyLink):
 		return route.StatusBusy

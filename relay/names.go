@@ -1,14 +1,15 @@
 package relay
 
 import (
-	"errors"
 	"fmt"
 	"path"
 	"strings"
 )
 
 // errBadName marks a requested name that is never served.
-var errBadName = errors.New("refused name")
+// It wraps ErrBadRequest, the client's sentinel for the same refusal by a
+// terminal.
+var errBadName = fmt.Errorf("%w: refused name", ErrBadRequest)
 
 // CleanName validates a requested file name and returns its canonical form:
 // slash-separated, relative to the root, without "." or ".." elements. It

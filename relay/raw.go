@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -52,8 +53,12 @@ func (n *Node) forwardRaw(up net.Conn, req *route.Request) outcome {
 		if err != nil {
 			return n.hopFailed(up, index, next, err)
 		}
+		// Close must not wait for a next hop that went silent: the link
+		// to it is not tracked with the inbound ones.
+		stop := context.AfterFunc(n.ctx, func() { down.Close() })
 		resp, err := n.sendRequest(down, frame)
 		if err != nil {
+			stop()
 			down.Close()
 			if reused && attempt == 0 {
 				continue // a stale pooled link: retry once on a fresh one
@@ -61,6 +66,9 @@ func (n *Node) forwardRaw(up net.Conn, req *route.Request) outcome {
 			return n.hopFailed(up, index, next, err)
 		}
 		out.bytes, out.err = n.relayAnswer(up, down, req.Op, resp)
+		if !stop() && out.err == nil {
+			out.err = errClosed // the node closed down under the answer
+		}
 		if out.err != nil {
 			out.broken = true
 			down.Close()

@@ -128,8 +128,10 @@ func (n *Node) serveGet(s net.Conn, req *route.Request, name string, fail failFu
 	// The client sends nothing more until it has the trailer, so anything
 	// it sends now, EOF included, means it gave up: stop sending.
 	stop := watchCancel(s, func() { s.SetWriteDeadline(time.Now()) })
-	out.bytes, out.err = n.sendBody(s, &obj, off)
-	stop()
+	// sendBody stops the watch before the trailer: once the client has the
+	// trailer it may send its next request on a raw link, and the watch
+	// must not eat that request's first byte.
+	out.bytes, out.err = n.sendBody(s, &obj, off, stop)
 	return out
 }
 
@@ -177,7 +179,10 @@ var trailerBufs = newBufPool(route.FrameHeaderLen + 2*(2+route.MaxDigest))
 // the *os.File, which is sendfile(2) on a TCP connection; otherwise it is
 // hashed on the way out, once per version. It returns the file bytes sent;
 // the trailer is sent only after all of them.
-func (n *Node) sendBody(w io.Writer, obj *cache.Object, off int64) (int64, error) {
+//
+// beforeTrailer, if not nil, is called once, after the bytes and before the
+// trailer, whether or not sending the bytes failed.
+func (n *Node) sendBody(w io.Writer, obj *cache.Object, off int64, beforeTrailer func()) (int64, error) {
 	tr := route.Trailer{HasCRC32C: true, HasSHA256: true}
 	var sent int64
 	var err error
@@ -193,6 +198,9 @@ func (n *Node) sendBody(w io.Writer, obj *cache.Object, off int64) (int64, error
 		tr.CRC32C = crc32.Update(0, cache.Castagnoli, obj.Data[off:])
 	} else {
 		sent, err = n.sendFile(w, obj, off, &tr)
+	}
+	if beforeTrailer != nil {
+		beforeTrailer()
 	}
 	if err != nil {
 		return sent, fmt.Errorf("send %s: %w", obj.Name, err)
