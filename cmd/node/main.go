@@ -111,11 +111,11 @@ func run(c *cli.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	role := "relay"
-	if cfg.TLS != nil {
-		role = "TLS " + role
-	}
 	if cfg.Root != "" {
 		role = fmt.Sprintf("relay and terminal serving %s (cache %s)", cfg.Root, humanize.IBytes(uint64(max(cfg.CacheSize, 0))))
+	}
+	if cfg.TLS != nil {
+		role = "TLS " + role
 	}
 	cfg.Logger.Info("listening on "+ln.Addr().String(), "role", role, "version", cliutil.Version())
 
