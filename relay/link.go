@@ -55,6 +55,8 @@ func dialPreface(conn net.Conn, mode route.Mode, deadline time.Time) error {
 	case route.StatusOK:
 	case route.StatusBusy:
 		return errBusyLink
+	case route.StatusAuth:
+		return fmt.Errorf("%w: the peer requires mutual TLS", errAuth)
 	default:
 		return fmt.Errorf("peer refused the link: %s", route.Status(in[5]))
 	}

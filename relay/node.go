@@ -184,8 +184,11 @@ func (n *Node) serveConn(conn net.Conn) error {
 	busy := n.links.Add(1) > int64(n.cfg.MaxLinks)
 	if n.cfg.TLS != nil {
 		// Even a busy answer goes over TLS, so that the dialer can read it.
-		var err error
-		if conn, err = handshake(conn, n.tlsConfig, true, time.Now().Add(n.cfg.HeaderTimeout)); err != nil {
+		plain, err := refusePlaintext(conn, time.Now().Add(n.cfg.HeaderTimeout))
+		if err != nil {
+			return err
+		}
+		if conn, err = handshake(plain, n.tlsConfig, true, time.Now().Add(n.cfg.HeaderTimeout)); err != nil {
 			return err
 		}
 	}

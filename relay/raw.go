@@ -154,7 +154,9 @@ func (n *Node) relayData(up, down net.Conn, size int64) (int64, error) {
 		return 0, fmt.Errorf("bad START from client: offset %d of %d: %w", off, size, err)
 	}
 	// The client sends nothing until it has the trailer: if it closes, stop.
-	stop := watchCancel(up, func() { down.SetDeadline(time.Now()); up.SetWriteDeadline(time.Now()) })
+	// The abort closes both: deadlines alone would be undone by copyIdle,
+	// which renews them before every chunk.
+	stop := watchCancel(up, func() { down.Close(); up.Close() })
 	k, err := copyIdle(up, down, size-off, n.cfg.IdleTimeout)
 	stop()
 	if err == nil && k != size-off {

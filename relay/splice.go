@@ -66,12 +66,16 @@ func splice(up, down net.Conn, linger, idle time.Duration) (toUp int64, err erro
 	go answer.run(done)
 
 	first := <-done
-	deadline := time.Now().Add(linger)
 	if first.err != nil {
-		deadline = time.Now()
+		// Abort: close rather than set a deadline, which the other
+		// copier's idleConn would renew on its next Read or Write.
+		up.Close()
+		down.Close()
+	} else {
+		deadline := time.Now().Add(linger)
+		up.SetDeadline(deadline)
+		down.SetDeadline(deadline)
 	}
-	up.SetDeadline(deadline)
-	down.SetDeadline(deadline)
 	second := <-done
 	up.Close()
 	down.Close()

@@ -127,7 +127,9 @@ func (n *Node) serveGet(s net.Conn, req *route.Request, name string, fail failFu
 	}
 	// The client sends nothing more until it has the trailer, so anything
 	// it sends now, EOF included, means it gave up: stop sending.
-	stop := watchCancel(s, func() { s.SetWriteDeadline(time.Now()) })
+	// The abort closes s: a deadline alone would be undone by writeIdle
+	// and copyIdle, which renew it before every chunk.
+	stop := watchCancel(s, func() { s.Close() })
 	// sendBody stops the watch before the trailer: once the client has the
 	// trailer it may send its next request on a raw link, and the watch
 	// must not eat that request's first byte.

@@ -1,14 +1,18 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"time"
+
+	"github.com/relaychain/relaychain/route"
 )
 
 // errAuth marks a link refused by mutual TLS: a plaintext peer, a
@@ -100,3 +104,33 @@ func handshake(conn net.Conn, cfg *tls.Config, server bool, deadline time.Time) 
 	}
 	return tc, nil
 }
+
+// refusePlaintext peeks at the first bytes of an inbound link of a TLS
+// node. A plaintext dialer opens with the preface magic (a TLS client with
+// a handshake record, 0x16): it is answered in plaintext with status
+// authentication failed, so that it can tell its user why, and refused.
+// Otherwise conn is returned with the peeked bytes put back in front.
+func refusePlaintext(conn net.Conn, deadline time.Time) (net.Conn, error) {
+	conn.SetReadDeadline(deadline)
+	var b [len(route.Magic)]byte
+	k, err := io.ReadFull(conn, b[:])
+	conn.SetReadDeadline(time.Time{})
+	if err == nil && string(b[:]) == route.Magic {
+		// Read the rest of its preface first: closing with unread bytes
+		// would reset the connection and could lose the answer.
+		var rest [route.PrefaceLen - len(route.Magic)]byte
+		conn.SetReadDeadline(deadline)
+		io.ReadFull(conn, rest[:])
+		answerPreface(conn, route.StatusAuth, deadline)
+		return nil, fmt.Errorf("link refused: %w: a plaintext peer", errAuth)
+	}
+	return &peekedConn{Conn: conn, r: io.MultiReader(bytes.NewReader(b[:k]), conn)}, nil
+}
+
+// peekedConn is a connection with bytes already read put back in front.
+type peekedConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
