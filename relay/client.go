@@ -75,9 +75,10 @@ const (
 // DefaultClientTimeout is the default idle timeout of a client request.
 const DefaultClientTimeout = 30 * time.Second
 
-// Client sends requests along one route over a single held link to the
-// first hop. It is safe for concurrent use; requests run in parallel, one
-// yamux stream each.
+// Client sends requests along one route over held links to the first hop:
+// yamux sessions (one, and more when one carries many streams) and, for
+// large files, pooled raw links. It is safe for concurrent use; requests
+// run in parallel, one stream each.
 type Client struct {
 	cfg    ClientConfig
 	dialer *dialer
@@ -88,9 +89,7 @@ type Client struct {
 	closing     context.Context
 	cancelClose context.CancelFunc
 
-	mu     sync.Mutex
-	sess   *yamux.Session
-	closed bool
+	links *sessionSet // mux links to the first hop
 }
 
 // NewClient returns a client for cfg. It dials nothing until a request.
@@ -116,70 +115,23 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	d := newDialer(nil, cfg.DialTimeout, cfg.TLS)
 	c := &Client{cfg: cfg, dialer: d, raw: newRawPool(d)}
 	c.closing, c.cancelClose = context.WithCancel(context.Background())
+	first, ycfg := cfg.Route[0], yamuxConfig(cfg.StreamWindow)
+	c.links = &sessionSet{dial: func(ctx context.Context) (*yamux.Session, error) {
+		s, err := dialSession(ctx, d, first, ycfg)
+		if err != nil {
+			return nil, responseError(hopFailure(0, first, err))
+		}
+		return s, nil
+	}}
 	return c, nil
 }
 
-// Close closes the link. Requests in flight fail. It is idempotent.
+// Close closes the links. Requests in flight fail. It is idempotent.
 func (c *Client) Close() error {
 	c.cancelClose()
 	c.raw.close()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.closed = true
-	if c.sess != nil {
-		return c.sess.Close()
-	}
+	c.links.close()
 	return nil
-}
-
-// session returns the link to the first hop, dialing it when there is none
-// or it died. The lock is held while dialing so that one dial serves all.
-func (c *Client) session(ctx context.Context) (*yamux.Session, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return nil, fmt.Errorf("client: %w", errClosed)
-	}
-	if c.sess != nil && !c.sess.IsClosed() {
-		return c.sess, nil
-	}
-	first := c.cfg.Route[0]
-	conn, err := c.dialer.dial(ctx, first, route.ModeMux)
-	if err != nil {
-		return nil, responseError(hopFailure(0, first, err))
-	}
-	sess, err := yamux.Client(conn, yamuxConfig(c.cfg.StreamWindow))
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("start session with %s: %w", first, err)
-	}
-	c.sess = sess
-	return sess, nil
-}
-
-// openStream opens a stream on the held link. A link that refuses new
-// streams (its node is shutting down, or it died) is dropped and redialed
-// once.
-func (c *Client) openStream(ctx context.Context) (net.Conn, error) {
-	for attempt := 0; ; attempt++ {
-		sess, err := c.session(ctx)
-		if err != nil {
-			return nil, err
-		}
-		s, err := sess.OpenStream()
-		if err == nil {
-			return s, nil
-		}
-		c.mu.Lock()
-		if c.sess == sess {
-			c.sess = nil
-		}
-		c.mu.Unlock()
-		sess.Close()
-		if attempt == 1 {
-			return nil, fmt.Errorf("open stream to %s: %w", c.cfg.Route[0], err)
-		}
-	}
 }
 
 // exchange is one request in flight: its stream, with every read and
@@ -250,6 +202,9 @@ func (x *exchange) isCanceled() bool {
 func (x *exchange) close() {
 	x.stopFn()
 	x.s.Close()
+	if _, mux := x.s.(*yamux.Stream); mux {
+		x.c.links.trim()
+	}
 }
 
 // release returns a raw link whose exchange completed to the pool.
@@ -264,9 +219,13 @@ func (x *exchange) release() {
 // start opens a mux stream, sends the request and reads the response. A
 // non-OK response comes back as a *HopError.
 func (c *Client) start(ctx context.Context, op route.Op, name string) (*exchange, route.Response, error) {
-	s, err := c.openStream(ctx)
+	s, err := c.links.open(ctx)
 	if err != nil {
-		return nil, route.Response{}, err
+		var he *HopError
+		if !errors.As(err, &he) {
+			err = fmt.Errorf("open stream to %s: %w", c.cfg.Route[0], err)
+		}
+		return nil, route.Response{}, c.wrap(ctx, op, name, err)
 	}
 	x, resp, err := c.exchange(ctx, s, op, name)
 	if err != nil {

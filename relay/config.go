@@ -42,6 +42,11 @@ type Config struct {
 	// MaxStreamsPerLink caps concurrent streams on one inbound link; a
 	// stream beyond it is answered busy.
 	MaxStreamsPerLink int
+	// MaxStreams caps concurrent streams over all inbound links, and with
+	// them memory: a stream whose reader stalls holds up to about twice
+	// StreamWindow in yamux's buffer plus a 256 KiB copy buffer. Beyond it
+	// a stream is answered busy.
+	MaxStreams int
 	// MaxLinks caps concurrent inbound links; a link beyond it is refused
 	// with a busy preface.
 	MaxLinks int
@@ -66,8 +71,9 @@ const (
 	// DefaultIdleTimeout is twice the client's, so that a stalled hop is
 	// reported by the client's own idle timeout first.
 	DefaultIdleTimeout       = 60 * time.Second
-	DefaultStreamWindow      = 1 << 20
-	DefaultMaxStreamsPerLink = 1024
+	DefaultStreamWindow      = 256 << 10
+	DefaultMaxStreamsPerLink = 256
+	DefaultMaxStreams        = 1024
 	DefaultMaxLinks          = 1024
 )
 
@@ -81,6 +87,7 @@ func DefaultConfig() Config {
 		IdleTimeout:       DefaultIdleTimeout,
 		StreamWindow:      DefaultStreamWindow,
 		MaxStreamsPerLink: DefaultMaxStreamsPerLink,
+		MaxStreams:        DefaultMaxStreams,
 		MaxLinks:          DefaultMaxLinks,
 		CacheSize:         cache.DefaultMaxBytes,
 	}
@@ -110,6 +117,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxStreamsPerLink == 0 {
 		c.MaxStreamsPerLink = d.MaxStreamsPerLink
 	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = d.MaxStreams
+	}
 	if c.MaxLinks == 0 {
 		c.MaxLinks = d.MaxLinks
 	}
@@ -126,7 +136,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("timeouts must be positive")
 	case c.StreamWindow < 256<<10:
 		return c, fmt.Errorf("stream window %d: must be at least 256 KiB", c.StreamWindow)
-	case c.MaxStreamsPerLink < 1 || c.MaxLinks < 1:
+	case c.MaxStreamsPerLink < 1 || c.MaxStreams < 1 || c.MaxLinks < 1:
 		return c, fmt.Errorf("stream and link limits must be at least 1")
 	}
 	return c, nil

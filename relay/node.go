@@ -46,6 +46,7 @@ type Node struct {
 	handlers sync.WaitGroup // one per accepted connection
 	active   inflight       // requests in progress
 	links    atomic.Int64
+	streams  atomic.Int64 // mux streams in progress, over all links
 }
 
 // New returns a node configured by cfg. It opens Root, if any.
@@ -219,7 +220,7 @@ func (n *Node) serveConn(conn net.Conn) error {
 }
 
 // acceptStreams serves each stream of sess in its own goroutine, answering
-// busy beyond MaxStreamsPerLink rather than queueing.
+// busy beyond MaxStreamsPerLink or MaxStreams rather than queueing.
 func (n *Node) acceptStreams(sess *yamux.Session) error {
 	var streams sync.WaitGroup
 	defer streams.Wait()
@@ -231,13 +232,18 @@ func (n *Node) acceptStreams(sess *yamux.Session) error {
 		}
 		streams.Add(1)
 		n.active.add()
-		busy := inflight.Add(1) > int64(n.cfg.MaxStreamsPerLink)
+		perLink, total := inflight.Add(1), n.streams.Add(1)
 		go func() {
 			defer streams.Done()
 			defer n.active.done()
 			defer inflight.Add(-1)
-			if busy {
-				n.refuseBusy(st)
+			defer n.streams.Add(-1)
+			switch {
+			case perLink > int64(n.cfg.MaxStreamsPerLink):
+				n.refuseBusy(st, fmt.Sprintf("more than %d streams on this link", n.cfg.MaxStreamsPerLink))
+				return
+			case total > int64(n.cfg.MaxStreams):
+				n.refuseBusy(st, fmt.Sprintf("more than %d streams on this node", n.cfg.MaxStreams))
 				return
 			}
 			if err := n.serveStream(st); err != nil {
@@ -248,7 +254,7 @@ func (n *Node) acceptStreams(sess *yamux.Session) error {
 }
 
 // refuseBusy answers a stream beyond the limit with a busy status.
-func (n *Node) refuseBusy(st net.Conn) {
+func (n *Node) refuseBusy(st net.Conn, why string) {
 	defer st.Close()
 	st.SetDeadline(time.Now().Add(n.cfg.HeaderTimeout))
 	req, err := route.ReadRequest(st, n.cfg.MaxHops)
@@ -256,7 +262,7 @@ func (n *Node) refuseBusy(st net.Conn) {
 		return
 	}
 	n.respond(st, &route.Response{Status: route.StatusBusy, HopIndex: req.Depth, Hop: req.Route[0],
-		Message: fmt.Sprintf("busy: more than %d streams on this link", n.cfg.MaxStreamsPerLink)})
+		Message: "busy: " + why})
 }
 
 // Shutdown stops accepting links and requests, waits until the requests in

@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/hashicorp/yamux"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/relaychain/relaychain/route"
 )
@@ -16,107 +15,72 @@ import (
 // errClosed is returned for work asked of a closed node, pool or client.
 var errClosed = errors.New("closed")
 
-// pool holds one yamux session per next hop, reused across requests and
-// redialed when it dies. It is safe for concurrent use; no lock is held
-// while dialing.
+// pool holds the yamux sessions to each next hop, reused across requests
+// and redialed when they die. It is safe for concurrent use.
 type pool struct {
-	d     *dialer
-	ycfg  *yamux.Config
-	group singleflight.Group
+	d    *dialer
+	ycfg *yamux.Config
 
 	mu     sync.Mutex
-	links  map[string]*yamux.Session
+	hops   map[string]*sessionSet
 	closed bool
 }
 
 func newPool(d *dialer, ycfg *yamux.Config) *pool {
-	return &pool{d: d, ycfg: ycfg, links: make(map[string]*yamux.Session)}
+	return &pool{d: d, ycfg: ycfg, hops: make(map[string]*sessionSet)}
 }
 
-// open returns a new stream to addr over its pooled session. A session that
-// turns out dead is dropped and redialed once.
+// open returns a new stream to addr over one of its pooled sessions.
 func (p *pool) open(ctx context.Context, addr string) (net.Conn, error) {
-	for attempt := 0; ; attempt++ {
-		s, err := p.session(ctx, addr)
-		if err != nil {
-			return nil, err
-		}
-		st, err := s.OpenStream()
-		if err == nil {
-			return st, nil
-		}
-		p.drop(addr, s)
-		if attempt == 1 {
-			return nil, fmt.Errorf("open stream to %s: %w", addr, err)
-		}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, errClosed
+	}
+	ss := p.hops[addr]
+	if ss == nil {
+		ss = &sessionSet{dial: func(ctx context.Context) (*yamux.Session, error) {
+			return dialSession(ctx, p.d, addr, p.ycfg)
+		}}
+		p.hops[addr] = ss
+	}
+	p.mu.Unlock()
+	return ss.open(ctx)
+}
+
+// done tells the pool that a stream to addr has ended, so that sessions a
+// burst opened and no longer needs are closed.
+func (p *pool) done(addr string) {
+	p.mu.Lock()
+	ss := p.hops[addr]
+	p.mu.Unlock()
+	if ss != nil {
+		ss.trim()
 	}
 }
 
-// session returns the live session to addr, dialing one if needed.
-// Concurrent callers for one addr share a single dial.
-func (p *pool) session(ctx context.Context, addr string) (*yamux.Session, error) {
-	if s, err := p.live(addr); s != nil || err != nil {
-		return s, err
-	}
-	v, err, _ := p.group.Do(addr, func() (any, error) {
-		if s, err := p.live(addr); s != nil || err != nil {
-			return s, err
-		}
-		conn, err := p.d.dial(ctx, addr, route.ModeMux)
-		if err != nil {
-			return nil, err
-		}
-		s, err := yamux.Client(conn, p.ycfg)
-		if err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("start session with %s: %w", addr, err)
-		}
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if p.closed {
-			s.Close()
-			return nil, errClosed
-		}
-		p.links[addr] = s
-		return s, nil
-	})
+// dialSession dials addr in mux mode and starts a yamux client session.
+func dialSession(ctx context.Context, d *dialer, addr string, ycfg *yamux.Config) (*yamux.Session, error) {
+	conn, err := d.dial(ctx, addr, route.ModeMux)
 	if err != nil {
 		return nil, err
 	}
-	return v.(*yamux.Session), nil
-}
-
-// live returns the pooled session to addr if it is still open.
-func (p *pool) live(addr string) (*yamux.Session, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return nil, errClosed
+	s, err := yamux.Client(conn, ycfg)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("start session with %s: %w", addr, err)
 	}
-	if s := p.links[addr]; s != nil && !s.IsClosed() {
-		return s, nil
-	}
-	return nil, nil
-}
-
-// drop forgets s as the session to addr and closes it.
-func (p *pool) drop(addr string, s *yamux.Session) {
-	p.mu.Lock()
-	if p.links[addr] == s {
-		delete(p.links, addr)
-	}
-	p.mu.Unlock()
-	s.Close()
+	return s, nil
 }
 
 // close closes every pooled session. It is idempotent.
 func (p *pool) close() {
 	p.mu.Lock()
 	p.closed = true
-	links := p.links
-	p.links = map[string]*yamux.Session{}
+	hops := p.hops
+	p.hops = map[string]*sessionSet{}
 	p.mu.Unlock()
-	for _, s := range links {
-		s.Close()
+	for _, ss := range hops {
+		ss.close()
 	}
 }

@@ -124,6 +124,7 @@ func (n *Node) forward(up net.Conn, req *route.Request) outcome {
 		return n.hopFailed(up, index, next, err)
 	}
 	out.bytes, out.err = splice(up, down, n.cfg.Linger, n.cfg.IdleTimeout)
+	n.pool.done(next)
 	out.broken = true
 	return out
 }

@@ -8,18 +8,31 @@ import (
 	"github.com/hashicorp/yamux"
 )
 
-// copyBufSize is the size of pooled copy buffers. yamux streams have no
-// ReaderFrom/WriterTo, so io.CopyBuffer uses these; TCP-to-TCP copies
-// bypass them and splice in the kernel.
-const copyBufSize = 256 << 10
+// Pooled copy buffers. yamux streams have no ReaderFrom/WriterTo, so
+// io.CopyBuffer uses these; TCP-to-TCP copies bypass them and splice in the
+// kernel. A relayed mux stream whose reader stalls holds its buffer, so
+// those are small (memory under many stalled streams is bounded by
+// MaxStreams x (about twice the stream window + spliceBufSize)); disk and
+// client copies use larger ones.
+const (
+	copyBufSize   = 256 << 10
+	spliceBufSize = 64 << 10
+)
 
-var copyBufs = newBufPool(copyBufSize)
+var (
+	copyBufs   = newBufPool(copyBufSize)
+	spliceBufs = newBufPool(spliceBufSize)
+)
 
 // copyBuffered is io.CopyBuffer with a pooled buffer.
 func copyBuffered(dst io.Writer, src io.Reader) (int64, error) {
-	bp := copyBufs.get()
-	defer copyBufs.put(bp)
-	return io.CopyBuffer(dst, src, (*bp)[:copyBufSize])
+	return copyWith(copyBufs, copyBufSize, dst, src)
+}
+
+func copyWith(p *bufPool, size int, dst io.Writer, src io.Reader) (int64, error) {
+	bp := p.get()
+	defer p.put(bp)
+	return io.CopyBuffer(dst, src, (*bp)[:size])
 }
 
 // closeWrite half-closes c: the peer reads EOF, and c can still be read.
@@ -45,7 +58,7 @@ type copier struct {
 }
 
 func (c *copier) run(done chan<- *copier) {
-	c.n, c.err = copyBuffered(c.dst, c.src)
+	c.n, c.err = copyWith(spliceBufs, spliceBufSize, c.dst, c.src)
 	if c.err == nil {
 		c.err = closeWrite(c.end)
 	}
@@ -55,9 +68,10 @@ func (c *copier) run(done chan<- *copier) {
 // splice copies up->down and down->up until both directions end, with
 // half-close, and returns the bytes sent towards up. The answer direction
 // is cut when it moves nothing for idle (the request direction is silent
-// by design while the answer streams). Once one direction ends, the other
-// has linger to finish; an error in either aborts both. It closes both
-// connections before it returns.
+// by design while the answer streams). Once the answer has ended, the
+// request direction has linger to see the client's close; an error in
+// either direction, or the request direction ending first (a cancel),
+// aborts both. It closes both connections before it returns.
 func splice(up, down net.Conn, linger, idle time.Duration) (toUp int64, err error) {
 	done := make(chan *copier, 2)
 	request := &copier{name: "request", dst: down, src: up, end: down}
@@ -66,9 +80,14 @@ func splice(up, down net.Conn, linger, idle time.Duration) (toUp int64, err erro
 	go answer.run(done)
 
 	first := <-done
-	if first.err != nil {
-		// Abort: close rather than set a deadline, which the other
-		// copier's idleConn would renew on its next Read or Write.
+	if first.err != nil || first == request {
+		// An error, or the client's side ending before the answer did,
+		// which in this protocol is a cancel (a client half-closes only
+		// once it has the whole answer): abort both at once. Close wakes
+		// a copier blocked writing to a client that stopped reading; the
+		// deadline wakes one blocked reading.
+		up.SetDeadline(time.Now())
+		down.SetDeadline(time.Now())
 		up.Close()
 		down.Close()
 	} else {

@@ -47,6 +47,7 @@ func app() *cli.App {
 			&cli.DurationFlag{Name: "dial-timeout", Value: d.DialTimeout, EnvVars: env("DIAL_TIMEOUT"), Usage: "give up dialing a next hop after this long"},
 			&cli.StringFlag{Name: "stream-window", Value: humanize.IBytes(uint64(d.StreamWindow)), EnvVars: env("STREAM_WINDOW"), Usage: "yamux receive window per stream (memory is at most window x streams)"},
 			&cli.IntFlag{Name: "max-streams", Value: d.MaxStreamsPerLink, EnvVars: env("MAX_STREAMS"), Usage: "concurrent streams per inbound link; more are answered busy"},
+			&cli.IntFlag{Name: "max-streams-total", Value: d.MaxStreams, EnvVars: env("MAX_STREAMS_TOTAL"), Usage: "concurrent streams over all links (bounds memory); more are answered busy"},
 			&cli.IntFlag{Name: "max-links", Value: d.MaxLinks, EnvVars: env("MAX_LINKS"), Usage: "concurrent inbound links; more are refused busy"},
 			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, EnvVars: env("GRACE"), Usage: "on SIGINT/SIGTERM, let transfers in flight finish for this long"},
 			&cli.StringFlag{Name: "tls-cert", EnvVars: env("TLS_CERT"), Usage: "mutual TLS 1.3: this side's certificate `FILE` (PEM); needs --tls-key and --tls-ca"},
@@ -88,6 +89,7 @@ func config(c *cli.Context) (relay.Config, error) {
 	cfg.DialTimeout = c.Duration("dial-timeout")
 	cfg.StreamWindow = uint32(window)
 	cfg.MaxStreamsPerLink = c.Int("max-streams")
+	cfg.MaxStreams = c.Int("max-streams-total")
 	cfg.MaxLinks = c.Int("max-links")
 	cfg.Logger = logger
 	return cfg, nil

@@ -74,12 +74,6 @@
 //
 // # Known bugs
 //
-// Cases that show a product bug skip with "known bug: ..." (set
-// RELAYCHAIN_FAULTS_KNOWN_BUGS=1 to run them and see them fail):
-// TestUnreadStreams (a relay's memory per stalled stream is unbounded in
-// total, and one attacker fills the next hop's per-link stream cap for
-// every user of the relay).
-//
 // Every wait is bounded, every process is killed in t.Cleanup, and no
 // traffic leaves loopback (the metadata-address case runs inside a network
 // namespace that has only a loopback interface). The package has no

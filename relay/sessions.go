@@ -1,0 +1,159 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/hashicorp/yamux"
+)
+
+// Several yamux sessions may serve one next hop. A session carrying
+// streamsPerSession streams is full: the next stream goes on another
+// session, dialed if need be, up to sessionsPerHop of them. So one busy
+// user of a hop (or an attacker holding streams open) does not fill the
+// per-link stream cap of the next node for everyone else.
+const (
+	streamsPerSession = 128
+	sessionsPerHop    = 16
+)
+
+// sessionSet is the live sessions to one address. It is safe for
+// concurrent use; no lock is held while dialing.
+type sessionSet struct {
+	dial func(context.Context) (*yamux.Session, error)
+
+	mu       sync.Mutex
+	sessions []*yamux.Session
+	dialing  chan struct{} // closed when the dial in progress ends; nil if none
+	closed   bool
+}
+
+// open opens a stream on the least loaded live session that is not full,
+// dialing a new session when all are full (and fewer than sessionsPerHop)
+// or none is live. A session that refuses the stream (closed, or shutting
+// down with GoAway) is dropped and the choice is made again, once.
+func (ss *sessionSet) open(ctx context.Context) (net.Conn, error) {
+	for attempt := 0; ; attempt++ {
+		s, err := ss.pick(ctx)
+		if err != nil {
+			return nil, err
+		}
+		st, err := s.OpenStream()
+		if err == nil {
+			return st, nil
+		}
+		ss.drop(s)
+		if attempt == 1 {
+			return nil, fmt.Errorf("open stream: %w", err)
+		}
+	}
+}
+
+// pick returns a session with room, dialing one if needed. Concurrent
+// callers that all need a new session share one dial.
+func (ss *sessionSet) pick(ctx context.Context) (*yamux.Session, error) {
+	for {
+		ss.mu.Lock()
+		if ss.closed {
+			ss.mu.Unlock()
+			return nil, errClosed
+		}
+		best := ss.leastLoaded()
+		if best != nil && (best.NumStreams() < streamsPerSession || len(ss.sessions) >= sessionsPerHop) {
+			ss.mu.Unlock()
+			return best, nil
+		}
+		if wait := ss.dialing; wait != nil {
+			ss.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		done := make(chan struct{})
+		ss.dialing = done
+		ss.mu.Unlock()
+
+		s, err := ss.dial(ctx)
+		ss.mu.Lock()
+		ss.dialing = nil
+		close(done)
+		if err == nil && ss.closed {
+			s.Close()
+			err = errClosed
+		}
+		if err == nil {
+			ss.sessions = append(ss.sessions, s)
+		}
+		ss.mu.Unlock()
+		if err != nil {
+			if best != nil { // all full but one works: use it rather than fail
+				return best, nil
+			}
+			return nil, err
+		}
+		return s, nil
+	}
+}
+
+// leastLoaded drops dead sessions, closes idle ones beyond the first (the
+// extra sessions a burst needed), and returns the live one with the fewest
+// streams, or nil. ss.mu must be held.
+func (ss *sessionSet) leastLoaded() *yamux.Session {
+	var best *yamux.Session
+	live, idle := ss.sessions[:0], 0
+	for _, s := range ss.sessions {
+		if s.IsClosed() {
+			continue
+		}
+		if s.NumStreams() == 0 {
+			if idle++; idle > 1 {
+				s.Close()
+				continue
+			}
+		}
+		live = append(live, s)
+		if best == nil || s.NumStreams() < best.NumStreams() {
+			best = s
+		}
+	}
+	clear(ss.sessions[len(live):])
+	ss.sessions = live
+	return best
+}
+
+// trim closes idle sessions beyond the first, after a burst has ended.
+func (ss *sessionSet) trim() {
+	ss.mu.Lock()
+	ss.leastLoaded()
+	ss.mu.Unlock()
+}
+
+// drop forgets s and closes it.
+func (ss *sessionSet) drop(s *yamux.Session) {
+	ss.mu.Lock()
+	for i, x := range ss.sessions {
+		if x == s {
+			ss.sessions = append(ss.sessions[:i], ss.sessions[i+1:]...)
+			break
+		}
+	}
+	ss.mu.Unlock()
+	s.Close()
+}
+
+// close closes every session and refuses more. It is idempotent.
+func (ss *sessionSet) close() {
+	ss.mu.Lock()
+	ss.closed = true
+	sessions := ss.sessions
+	ss.sessions = nil
+	ss.mu.Unlock()
+	for _, s := range sessions {
+		s.Close()
+	}
+}
