@@ -218,7 +218,7 @@ func (x *exchange) release() {
 
 // start opens a mux stream, sends the request and reads the response. A
 // non-OK response comes back as a *HopError.
-func (c *Client) start(ctx context.Context, op route.Op, name string) (*exchange, route.Response, error) {
+func (c *Client) start(ctx context.Context, op route.Op, name string, pipelineStart bool) (*exchange, route.Response, error) {
 	s, err := c.links.open(ctx)
 	if err != nil {
 		var he *HopError
@@ -227,7 +227,7 @@ func (c *Client) start(ctx context.Context, op route.Op, name string) (*exchange
 		}
 		return nil, route.Response{}, c.wrap(ctx, op, name, err)
 	}
-	x, resp, err := c.exchange(ctx, s, op, name)
+	x, resp, err := c.exchange(ctx, s, op, name, pipelineStart)
 	if err != nil {
 		x.close()
 		return nil, resp, c.wrap(ctx, op, name, err)
@@ -244,7 +244,9 @@ func (c *Client) startRaw(ctx context.Context, op route.Op, name string) (*excha
 		if err != nil {
 			return nil, route.Response{}, c.wrap(ctx, op, name, responseError(hopFailure(0, first, err)))
 		}
-		x, resp, err := c.exchange(ctx, conn, op, name)
+		// Never pipelined: after an error answer a START would be left
+		// on the link, which carries the next request.
+		x, resp, err := c.exchange(ctx, conn, op, name, false)
 		var he *HopError
 		switch {
 		case err == nil:
@@ -261,12 +263,18 @@ func (c *Client) startRaw(ctx context.Context, op route.Op, name string) (*excha
 	}
 }
 
-// exchange sends the request on s and reads the response.
-func (c *Client) exchange(ctx context.Context, s net.Conn, op route.Op, name string) (*exchange, route.Response, error) {
+// exchange sends the request on s, and START{0} right behind it if
+// pipelineStart, and reads the response.
+func (c *Client) exchange(ctx context.Context, s net.Conn, op route.Op, name string, pipelineStart bool) (*exchange, route.Response, error) {
 	var resp route.Response
 	x := newExchange(ctx, c, s)
 	req := route.Request{Op: op, Route: c.cfg.Route, Name: name}
 	frame, err := req.Append(nil)
+	if pipelineStart {
+		// START{0} rides with the request: the terminal finds it waiting
+		// once it has answered, which saves a round trip through the chain.
+		frame = route.AppendStart(frame, 0)
+	}
 	if err == nil {
 		_, err = x.Write(frame)
 	}
@@ -311,7 +319,7 @@ type FileInfo struct {
 // Stat returns the size and modification time of name, and whether the
 // terminal holds it in its cache.
 func (c *Client) Stat(ctx context.Context, name string) (FileInfo, error) {
-	x, resp, err := c.start(ctx, route.OpStat, name)
+	x, resp, err := c.start(ctx, route.OpStat, name, false)
 	if err != nil {
 		return FileInfo{}, err
 	}
@@ -330,7 +338,7 @@ func (c *Client) List(ctx context.Context) ([]route.Entry, error) {
 }
 
 func (c *Client) list(ctx context.Context, op route.Op) ([]route.Entry, error) {
-	x, _, err := c.start(ctx, op, "")
+	x, _, err := c.start(ctx, op, "", false)
 	if err != nil {
 		return nil, err
 	}
@@ -348,12 +356,7 @@ func (c *Client) list(ctx context.Context, op route.Op) ([]route.Entry, error) {
 // or corrupt transfer is an error, never a success. started, if not nil,
 // is called once the size is known, before any byte is written.
 func (c *Client) Get(ctx context.Context, name string, w io.Writer, started func(FileInfo)) (FileInfo, error) {
-	return c.get(ctx, name, w, func(fi FileInfo, _ *route.Response) (int64, hash.Hash, error) {
-		if started != nil {
-			started(fi)
-		}
-		return 0, nil, nil
-	})
+	return c.get(ctx, name, w, nil, started)
 }
 
 // startFunc decides, once the terminal's response is known, the offset to
@@ -361,21 +364,25 @@ func (c *Client) Get(ctx context.Context, name string, w io.Writer, started func
 // hashed the bytes before the offset, so that the whole file is verified.
 type startFunc func(FileInfo, *route.Response) (off int64, prefix hash.Hash, err error)
 
-// get runs one GET over the transport the client's config picks.
-func (c *Client) get(ctx context.Context, name string, w io.Writer, start startFunc) (FileInfo, error) {
+// get runs one GET over the transport the client's config picks. A nil
+// start fetches the whole file, with START sent along with the request on
+// the mux; started, if not nil, is called once the size is known.
+func (c *Client) get(ctx context.Context, name string, w io.Writer, start startFunc, started func(FileInfo)) (FileInfo, error) {
 	var x *exchange
 	var resp route.Response
 	var err error
 	raw := c.cfg.Transport == TransportRaw
+	pipelined := start == nil && !raw
 	if raw {
 		x, resp, err = c.startRaw(ctx, route.OpGet, name)
 	} else {
-		x, resp, err = c.start(ctx, route.OpGet, name)
+		x, resp, err = c.start(ctx, route.OpGet, name, pipelined)
 		if err == nil && c.cfg.Transport == TransportAuto && resp.Size >= c.cfg.RawThreshold {
-			// Large: leave the mux before START (the terminal sees EOF and
-			// sends nothing) and fetch over a raw link, which splices.
+			// Large: leave the mux (a cancel, which stops the terminal
+			// within a window's worth of bytes if START went along) and
+			// fetch over a raw link, which splices.
 			x.close()
-			raw = true
+			raw, pipelined = true, false
 			x, resp, err = c.startRaw(ctx, route.OpGet, name)
 		}
 	}
@@ -383,11 +390,18 @@ func (c *Client) get(ctx context.Context, name string, w io.Writer, start startF
 		return FileInfo{}, err
 	}
 	info := FileInfo{Name: name, Size: resp.Size, ModTime: time.Unix(0, resp.ModTime), Cached: resp.Cached}
-	off, prefix, err := start(info, &resp)
+	if started != nil {
+		started(info)
+	}
+	var off int64
+	var prefix hash.Hash
+	if start != nil {
+		off, prefix, err = start(info, &resp)
+	}
 	if err == nil && (off < 0 || off > resp.Size) {
 		err = fmt.Errorf("start offset %d outside the file's %d bytes", off, resp.Size)
 	}
-	if err == nil {
+	if err == nil && !pipelined {
 		if _, err = x.Write(route.AppendStart(nil, off)); err != nil {
 			err = fmt.Errorf("send start: %w", err)
 		}

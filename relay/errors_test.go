@@ -312,16 +312,22 @@ func TestErrTooManyHops(t *testing.T) {
 // link, and sends a second request on the same link.
 func TestErrBusyStreams(t *testing.T) {
 	t.Parallel()
-	root, files := sharedFiles(t)
+	// The held file is larger than a stream window: the client sends START
+	// along with its request, so a smaller one would be sent whole and its
+	// stream would end while the first Get is held.
+	root := t.TempDir()
+	f, err := genFile(root, "held.bin", 4<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := terminalConfig(root)
 	cfg.MaxStreamsPerLink = 1
 	term := startNode(t, cfg)
 	c := newClient(t, ClientConfig{Route: route.Route{term.Addr}, Transport: TransportMux})
 	ctx := testCtx(t, time.Minute)
-	f := files[sizeName(64<<10)]
 
-	// The first Get stops after the response, before START: its stream
-	// stays open at the terminal.
+	// The first Get stops once it has the response: with more data than a
+	// window to send, its stream stays open at the terminal.
 	held, release := make(chan struct{}), make(chan struct{})
 	var wg sync.WaitGroup
 	var firstErr error
@@ -335,7 +341,7 @@ func TestErrBusyStreams(t *testing.T) {
 	defer close(release)
 	waitFor(t, held, 30*time.Second, "first Get answered")
 
-	err := getErr(t, c, f.Name)
+	err = getErr(t, c, f.Name)
 	wantHopError(t, err, ErrBusy, 0, term.Addr, "busy", "1 streams")
 	if _, err := c.Stat(ctx, f.Name); !errors.Is(err, ErrBusy) {
 		t.Errorf("Stat while busy: got %v, want ErrBusy", err)

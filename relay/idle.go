@@ -32,7 +32,10 @@ func copyIdle(dst net.Conn, src io.Reader, n int64, idle time.Duration) (int64, 
 		if srcConn != nil {
 			srcConn.SetReadDeadline(deadline)
 		}
-		k, err := io.Copy(dst, io.LimitReader(src, min(idleChunk, n-done)))
+		// To a TCP connection this is splice or sendfile (the buffer is
+		// unused); to a yamux stream, 256 KiB frames instead of io.Copy's
+		// 32 KiB.
+		k, err := copyBuffered(dst, io.LimitReader(src, min(idleChunk, n-done)))
 		done += k
 		if err != nil {
 			return done, err

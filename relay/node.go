@@ -207,7 +207,7 @@ func (n *Node) serveConn(conn net.Conn) error {
 	if mode == route.ModeRaw {
 		return n.serveRaw(conn)
 	}
-	sess, err := yamux.Server(conn, n.ycfg)
+	sess, err := yamux.Server(&coalesceConn{Conn: conn}, n.ycfg)
 	if err != nil {
 		return fmt.Errorf("start session: %w", err)
 	}

@@ -66,7 +66,7 @@ func (c *Client) Resume(ctx context.Context, name, dir string, progress func(Fil
 				w = progress(fi, part)
 			}
 			return off, sha, nil
-		})
+		}, nil)
 	if err != nil {
 		if errors.Is(err, ErrDigest) {
 			// The partial cannot be trusted: start over next time.
