@@ -203,7 +203,7 @@ func (x *exchange) close() {
 	x.stopFn()
 	x.s.Close()
 	if _, mux := x.s.(*yamux.Stream); mux {
-		x.c.links.trim()
+		x.c.links.streamDone()
 	}
 }
 

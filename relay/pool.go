@@ -55,7 +55,7 @@ func (p *pool) done(addr string) {
 	ss := p.hops[addr]
 	p.mu.Unlock()
 	if ss != nil {
-		ss.trim()
+		ss.streamDone()
 	}
 }
 

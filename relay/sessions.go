@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/yamux"
 )
@@ -27,8 +28,13 @@ type sessionSet struct {
 	mu       sync.Mutex
 	sessions []*yamux.Session
 	dialing  chan struct{} // closed when the dial in progress ends; nil if none
+	reaper   *time.Timer   // trims idle sessions a while after a stream ends
 	closed   bool
 }
+
+// reapAfter is how long after a stream ends the idle sessions beyond the
+// first are closed: streams that end together are all gone by then.
+const reapAfter = time.Second
 
 // open opens a stream on the least loaded live session that is not full,
 // dialing a new session when all are full (and fewer than sessionsPerHop)
@@ -126,6 +132,21 @@ func (ss *sessionSet) leastLoaded() *yamux.Session {
 	return best
 }
 
+// streamDone notes that a stream has ended: with more than one session, a
+// trim of the idle ones is (re)scheduled for reapAfter from now.
+func (ss *sessionSet) streamDone() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.closed || len(ss.sessions) < 2 {
+		return
+	}
+	if ss.reaper == nil {
+		ss.reaper = time.AfterFunc(reapAfter, ss.trim)
+	} else {
+		ss.reaper.Reset(reapAfter)
+	}
+}
+
 // trim closes idle sessions beyond the first, after a burst has ended.
 func (ss *sessionSet) trim() {
 	ss.mu.Lock()
@@ -150,6 +171,9 @@ func (ss *sessionSet) drop(s *yamux.Session) {
 func (ss *sessionSet) close() {
 	ss.mu.Lock()
 	ss.closed = true
+	if ss.reaper != nil {
+		ss.reaper.Stop()
+	}
 	sessions := ss.sessions
 	ss.sessions = nil
 	ss.mu.Unlock()
