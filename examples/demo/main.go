@@ -31,9 +31,10 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/relaychain/relaychain/internal/proctest"
 )
 
 const (
@@ -212,7 +213,7 @@ func (d *demo) run() error {
 		if err := p.stop(); err != nil {
 			return err
 		}
-		fmt.Printf("%-8s exited with status 0\n", p.name)
+		fmt.Printf("%-8s exited with status 0\n", p.Name)
 	}
 	return nil
 }
@@ -287,38 +288,27 @@ func (d *demo) build() error {
 }
 
 // proc is a running node.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  *logBuf
-	done chan struct{} // closed once the process has exited and err is set
-	err  error         // from cmd.Wait
-}
+type proc struct{ *proctest.Proc }
 
 // startNode starts bin/node with args and waits for its "listening on" line.
 func (d *demo) startNode(name string, args ...string) error {
 	fmt.Printf("$ bin/node %s\n", strings.Join(args, " "))
-	p := &proc{name: name, log: newLogBuf(), done: make(chan struct{})}
-	p.cmd = exec.Command(d.node, args...)
-	p.cmd.Dir = d.root
-	p.cmd.Env = cleanEnv()
-	p.cmd.Stdout = p.log
-	p.cmd.Stderr = p.log
-	if err := p.cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", name, err)
+	cmd := exec.Command(d.node, args...)
+	cmd.Dir = d.root
+	cmd.Env = proctest.CleanEnv()
+	pp, err := proctest.Start(name, cmd)
+	if err != nil {
+		return err
 	}
+	p := &proc{pp}
 	d.procs = append(d.procs, p)
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
 	select {
-	case <-p.log.ready:
-		fmt.Printf("  %s is listening on %s (pid %d)\n", name, p.log.addr(), p.cmd.Process.Pid)
+	case <-p.Log.Ready():
+		fmt.Printf("  %s is listening on %s (pid %d)\n", name, p.Log.Addr(), p.Cmd.Process.Pid)
 		return nil
-	case <-p.done:
-		msg := fmt.Sprintf("%s exited before listening (%v)", name, p.err)
-		if strings.Contains(p.log.String(), "address already in use") {
+	case <-p.Done():
+		msg := fmt.Sprintf("%s exited before listening (%v)", name, p.Err())
+		if strings.Contains(p.Log.String(), "address already in use") {
 			msg += "; its port was taken after the check, by another program"
 		}
 		return errors.New(msg)
@@ -331,17 +321,17 @@ func (d *demo) startNode(name string, args ...string) error {
 
 // stop sends SIGTERM and waits for a clean exit.
 func (p *proc) stop() error {
-	fmt.Printf("$ kill -TERM %d   # %s\n", p.cmd.Process.Pid, p.name)
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		return fmt.Errorf("signal %s: %w", p.name, err)
+	fmt.Printf("$ kill -TERM %d   # %s\n", p.Cmd.Process.Pid, p.Name)
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return fmt.Errorf("signal %s: %w", p.Name, err)
 	}
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(stopTimeout):
-		return fmt.Errorf("%s still running %s after SIGTERM", p.name, stopTimeout)
+		return fmt.Errorf("%s still running %s after SIGTERM", p.Name, stopTimeout)
 	}
-	if p.err != nil {
-		return fmt.Errorf("%s: after SIGTERM: %v (want exit status 0)", p.name, p.err)
+	if p.Err() != nil {
+		return fmt.Errorf("%s: after SIGTERM: %v (want exit status 0)", p.Name, p.Err())
 	}
 	return nil
 }
@@ -351,16 +341,16 @@ func (p *proc) stop() error {
 func (d *demo) cleanup() {
 	for _, p := range d.procs {
 		select {
-		case <-p.done:
+		case <-p.Done():
 			continue
 		default:
 		}
-		p.cmd.Process.Signal(syscall.SIGTERM)
+		p.Cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-p.done:
+		case <-p.Done():
 		case <-time.After(stopTimeout):
-			p.cmd.Process.Kill()
-			<-p.done
+			p.Cmd.Process.Kill()
+			<-p.Done()
 		}
 	}
 	if d.tmp != "" {
@@ -371,11 +361,11 @@ func (d *demo) cleanup() {
 // dumpLogs prints the end of each node's log, to explain a failure.
 func (d *demo) dumpLogs() {
 	for _, p := range d.procs {
-		lines := strings.Split(strings.TrimRight(p.log.String(), "\n"), "\n")
+		lines := strings.Split(strings.TrimRight(p.Log.String(), "\n"), "\n")
 		if len(lines) > 15 {
 			lines = lines[len(lines)-15:]
 		}
-		fmt.Fprintf(os.Stderr, "\n--- last lines of the %s log ---\n%s\n", p.name, strings.Join(lines, "\n"))
+		fmt.Fprintf(os.Stderr, "\n--- last lines of the %s log ---\n%s\n", p.Name, strings.Join(lines, "\n"))
 	}
 }
 
@@ -392,7 +382,7 @@ func (d *demo) client(wantCode int, args ...string) (result, error) {
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, d.cli, args...)
 	cmd.Dir = d.root
-	cmd.Env = cleanEnv()
+	cmd.Env = proctest.CleanEnv()
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	r := result{stdout.String(), stderr.String()}
@@ -435,27 +425,13 @@ func show(path string) error {
 	return nil
 }
 
-// cleanEnv is the environment without RELAYCHAIN_* settings, so that the
-// demo runs the same whatever the caller has set.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "RELAYCHAIN_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
 // closedPort returns a loopback address that nothing listens on.
 func closedPort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := proctest.FreeAddr()
 	if err != nil {
 		return "", err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr, nil
+	return addr.String(), nil
 }
 
 // copyDir copies the regular files and directories under src into dst.
@@ -525,46 +501,4 @@ func digest(path string) (string, int64, error) {
 	h := sha256.New()
 	n, err := io.Copy(h, f)
 	return hex.EncodeToString(h.Sum(nil)), n, err
-}
-
-// logBuf collects a node's log output and notices its "listening on" line.
-// It is safe for concurrent use.
-type logBuf struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	laddr string
-	ready chan struct{} // closed once laddr is set
-}
-
-// listeningRE matches the line a node logs once it listens, in text
-// (msg="listening on 127.0.0.1:7000") or JSON format.
-var listeningRE = regexp.MustCompile(`listening on ([^\s"]+)`)
-
-func newLogBuf() *logBuf { return &logBuf{ready: make(chan struct{})} }
-
-func (b *logBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Write(p)
-	if b.laddr == "" {
-		data := b.buf.Bytes()
-		data = data[:bytes.LastIndexByte(data, '\n')+1] // whole lines only
-		if m := listeningRE.FindSubmatch(data); m != nil {
-			b.laddr = string(m[1])
-			close(b.ready)
-		}
-	}
-	return len(p), nil
-}
-
-func (b *logBuf) addr() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.laddr
-}
-
-func (b *logBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

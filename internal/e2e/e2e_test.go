@@ -6,13 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -21,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/relaychain/relaychain/internal/proctest"
 )
 
 // Bounds on every wait.
@@ -50,11 +50,10 @@ func TestMain(m *testing.M) {
 // the test when the go command is not on PATH.
 func binaries(t *testing.T) (node, client string) {
 	t.Helper()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
+	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go command not on PATH; the end-to-end tests build the binaries with it")
 	}
-	buildOnce.Do(func() { buildErr = build(gobin) })
+	buildOnce.Do(func() { buildErr = build() })
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
@@ -65,59 +64,12 @@ func binaries(t *testing.T) (node, client string) {
 	return filepath.Join(binDir, "node"+exe), filepath.Join(binDir, "client"+exe)
 }
 
-func build(gobin string) error {
+func build() error {
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, gobin, "env", "GOMOD").Output()
-	if err != nil {
-		return fmt.Errorf("go env GOMOD: %v", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return errors.New("go env GOMOD: not inside the module")
-	}
-	root := filepath.Dir(gomod)
-	if err := readSources(root); err != nil {
-		return err
-	}
-	if binDir, err = os.MkdirTemp("", "relaychain-e2e-bin-"); err != nil {
-		return err
-	}
-	args := []string{"build"}
-	if raceEnabled() {
-		args = append(args, "-race")
-	}
-	args = append(args, "-o", binDir+string(filepath.Separator), "./cmd/...")
-	cmd := exec.CommandContext(ctx, gobin, args...)
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return nil
-}
-
-// readSources reads every directory, Go file, go.mod and go.sum of the
-// module. This package imports none of the code it tests, so without this
-// `go test` would replay a cached result after that code changed; the go
-// command invalidates a cached test result when a file or directory that
-// the test opened has changed.
-func readSources(root string) error {
-	return filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		name := e.Name()
-		if e.IsDir() {
-			if path != root && (strings.HasPrefix(name, ".") || name == "bin" || name == "testdata") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if strings.HasSuffix(name, ".go") || name == "go.mod" || name == "go.sum" {
-			_, err = os.ReadFile(path)
-		}
-		return err
-	})
+	var err error
+	binDir, err = proctest.BuildTemp(ctx, "relaychain-e2e-bin-", raceEnabled(), "./cmd/...")
+	return err
 }
 
 // raceEnabled reports whether this test binary was built with -race.
@@ -138,26 +90,16 @@ func raceEnabled() bool {
 // Unless GORACE is set, a race-enabled binary waits 100ms rather than the
 // default 1s at exit for late race reports.
 func cleanEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "RELAYCHAIN_") {
-			env = append(env, kv)
-		}
-	}
 	if _, ok := os.LookupEnv("GORACE"); !ok {
-		env = append(env, "GORACE=atexit_sleep_ms=100")
+		extra = append([]string{"GORACE=atexit_sleep_ms=100"}, extra...)
 	}
-	return append(env, extra...)
+	return proctest.CleanEnv(extra...)
 }
 
 // node is a node process.
 type node struct {
-	name string
+	*proctest.Proc
 	addr string // from its "listening on" line
-	cmd  *exec.Cmd
-	log  *logBuf
-	done chan struct{} // closed once it has exited and err is set
-	err  error         // from cmd.Wait
 }
 
 // startNode starts the node binary with args (and env added to a clean
@@ -165,57 +107,25 @@ type node struct {
 // is killed, if still running, when the test ends.
 func startNode(t *testing.T, bin, name string, env []string, args ...string) *node {
 	t.Helper()
-	n := &node{name: name, log: newLogBuf(), done: make(chan struct{})}
-	n.cmd = exec.Command(bin, args...)
-	n.cmd.Env = cleanEnv(env...)
-	n.cmd.Stdout = n.log
-	n.cmd.Stderr = n.log
-	if err := n.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		n.err = n.cmd.Wait()
-		close(n.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-n.done:
-		default:
-			n.cmd.Process.Kill()
-			select {
-			case <-n.done:
-			case <-time.After(stopTimeout):
-				t.Errorf("%s (pid %d) did not exit after SIGKILL", name, n.cmd.Process.Pid)
-			}
-		}
-		if t.Failed() {
-			t.Logf("%s log:\n%s", name, n.log)
-		}
-	})
-	select {
-	case <-n.log.ready:
-		n.addr = n.log.addr()
-	case <-n.done:
-		t.Fatalf("%s exited before listening: %v\n%s", name, n.err, n.log)
-	case <-time.After(listenTimeout):
-		t.Fatalf("%s printed no \"listening on\" line within %s:\n%s", name, listenTimeout, n.log)
-	}
-	return n
+	cmd := exec.Command(bin, args...)
+	cmd.Env = cleanEnv(env...)
+	p := proctest.StartNode(t, name, cmd, listenTimeout, stopTimeout)
+	return &node{Proc: p, addr: p.Log.Addr()}
 }
 
 // stop sends SIGTERM and checks that the node exits with status 0.
 func (n *node) stop(t *testing.T) {
 	t.Helper()
-	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("SIGTERM %s: %v", n.name, err)
+	if err := n.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM %s: %v", n.Name, err)
 	}
 	select {
-	case <-n.done:
+	case <-n.Done():
 	case <-time.After(stopTimeout):
-		t.Fatalf("%s still running %s after SIGTERM", n.name, stopTimeout)
+		t.Fatalf("%s still running %s after SIGTERM", n.Name, stopTimeout)
 	}
-	if n.err != nil {
-		t.Errorf("%s after SIGTERM: %v, want exit status 0\n%s", n.name, n.err, n.log)
+	if n.Err() != nil {
+		t.Errorf("%s after SIGTERM: %v, want exit status 0\n%s", n.Name, n.Err(), n.Log)
 	}
 }
 
@@ -229,25 +139,13 @@ type result struct {
 // exit status. It fails the test if the client cannot be run or hangs.
 func run(t *testing.T, client, dir string, env []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, client, args...)
-	cmd.Dir = dir
-	cmd.Env = cleanEnv(env...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	var exit *exec.ExitError
-	switch {
-	case ctx.Err() != nil:
-		t.Fatalf("client %s: no exit within %s\nstderr: %s", strings.Join(args, " "), clientTimeout, r.stderr)
-	case errors.As(err, &exit):
-		r.code = exit.ExitCode()
-	case err != nil:
-		t.Fatalf("client %s: %v", strings.Join(args, " "), err)
-	}
-	return r
+	r := proctest.Run(t, "client "+strings.Join(args, " "), clientTimeout, func(ctx context.Context) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, client, args...)
+		cmd.Dir = dir
+		cmd.Env = cleanEnv(env...)
+		return cmd
+	})
+	return result{stdout: r.Stdout, stderr: r.Stderr, code: r.Code}
 }
 
 // ok runs the client and fails the test unless it exits 0.
@@ -282,13 +180,11 @@ func fails(t *testing.T, client, dir string, args []string, wants ...string) str
 // closedAddr returns a loopback host:port that nothing listens on.
 func closedAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := proctest.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return addr.String()
 }
 
 // hostPort splits addr into "HOST PORT", the other form a route file takes.
@@ -571,7 +467,7 @@ func TestNodeSettings(t *testing.T) {
 		"RELAYCHAIN_LOG_FORMAT=json",
 	})
 	listening := false
-	for line := range strings.Lines(n.log.String()) {
+	for line := range strings.Lines(n.Log.String()) {
 		var rec struct{ Msg, Level string }
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Errorf("log line %q is not JSON: %v", line, err)
@@ -579,7 +475,7 @@ func TestNodeSettings(t *testing.T) {
 		listening = listening || rec.Msg == "listening on "+n.addr && rec.Level == "INFO"
 	}
 	if !listening {
-		t.Errorf("log:\n%s\nwant a JSON record with msg \"listening on %s\"", n.log, n.addr)
+		t.Errorf("log:\n%s\nwant a JSON record with msg \"listening on %s\"", n.Log, n.addr)
 	}
 	out := t.TempDir()
 	ok(t, clientBin, out, "--hop", n.addr, "get", "a.txt")
@@ -604,46 +500,4 @@ func TestNodeSettings(t *testing.T) {
 			t.Errorf("node %s: %v, stderr %q; want exit status 1 and a \"node: \" message", strings.Join(args, " "), err, stderr.String())
 		}
 	}
-}
-
-// logBuf collects a node's output and notices its "listening on" line.
-// It is safe for concurrent use.
-type logBuf struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	laddr string
-	ready chan struct{} // closed once laddr is set
-}
-
-// listeningRE matches the line a node logs once it listens, in text
-// (msg="listening on 127.0.0.1:7000") or JSON format.
-var listeningRE = regexp.MustCompile(`listening on ([^\s"]+)`)
-
-func newLogBuf() *logBuf { return &logBuf{ready: make(chan struct{})} }
-
-func (b *logBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Write(p)
-	if b.laddr == "" {
-		data := b.buf.Bytes()
-		data = data[:bytes.LastIndexByte(data, '\n')+1] // whole lines only
-		if m := listeningRE.FindSubmatch(data); m != nil {
-			b.laddr = string(m[1])
-			close(b.ready)
-		}
-	}
-	return len(p), nil
-}
-
-func (b *logBuf) addr() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.laddr
-}
-
-func (b *logBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -2,18 +2,17 @@ package faults
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/relaychain/relaychain/internal/proctest"
 )
 
 // Bounds on every wait.
@@ -66,66 +65,25 @@ func binaries(t testing.TB) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the fault suite reads /proc and runs Linux tools; it runs on Linux only")
 	}
-	gobin, err := exec.LookPath("go")
-	if err != nil {
+	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go command not on PATH; the fault suite builds the binaries with it")
 	}
-	bins.once.Do(func() { bins.err = build(gobin) })
+	bins.once.Do(func() { bins.err = build() })
 	if bins.err != nil {
 		t.Fatal(bins.err)
 	}
 }
 
-func build(gobin string) error {
+func build() error {
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, gobin, "env", "GOMOD").Output()
+	var err error
+	bins.dir, err = proctest.BuildTemp(ctx, "relaychain-faults-bin-", false, "./cmd/node", "./cmd/client", "./cmd/mkcerts")
 	if err != nil {
-		return fmt.Errorf("go env GOMOD: %v", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return errors.New("go env GOMOD: not inside the module")
-	}
-	root := filepath.Dir(gomod)
-	if err := readSources(root); err != nil {
 		return err
-	}
-	if bins.dir, err = os.MkdirTemp("", "relaychain-faults-bin-"); err != nil {
-		return err
-	}
-	args := []string{"build", "-o", bins.dir + string(filepath.Separator), "./cmd/node", "./cmd/client", "./cmd/mkcerts"}
-	cmd := exec.CommandContext(ctx, gobin, args...)
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	bins.node = filepath.Join(bins.dir, "node")
 	bins.client = filepath.Join(bins.dir, "client")
 	bins.mkcerts = filepath.Join(bins.dir, "mkcerts")
 	return nil
-}
-
-// readSources reads every Go file, go.mod and go.sum of the module. The
-// suite runs binaries rather than importing most of what it tests, so
-// without this `go test` would replay a cached result after that code
-// changed; the go command keys a cached test result on the files the test
-// opened.
-func readSources(root string) error {
-	return filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		name := e.Name()
-		if e.IsDir() {
-			if path != root && (strings.HasPrefix(name, ".") || name == "bin" || name == "testdata") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if strings.HasSuffix(name, ".go") || name == "go.mod" || name == "go.sum" {
-			_, err = os.ReadFile(path)
-		}
-		return err
-	})
 }

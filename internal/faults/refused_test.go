@@ -1,10 +1,11 @@
 package faults
 
 import (
-	"net"
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/relaychain/relaychain/internal/proctest"
 )
 
 // refusedWithin is how fast a refused hop must be reported.
@@ -57,11 +58,9 @@ func testRefused(t *testing.T, m mode) {
 // deadAddr returns a loopback address where nothing listens.
 func deadAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := proctest.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return addr.String()
 }

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/relaychain/relaychain/internal/proctest"
 )
 
 // toxiproxyPkg is what the suite installs when toxiproxy is absent.
@@ -330,12 +332,11 @@ func (p *proxy) setEnabled(t testing.TB, on bool) {
 
 // freePort returns a loopback TCP port that was free a moment ago.
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := proctest.FreeAddr()
 	if err != nil {
 		return 0, err
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return addr.Port, nil
 }
 
 func tail(s string, n int) string {

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/relaychain/relaychain/internal/proctest"
 )
 
 // Bounds on every wait.
@@ -162,51 +164,9 @@ func binaries(t *testing.T) (node, client string) {
 func build() error {
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return fmt.Errorf("go env GOMOD: %v", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return errors.New("go env GOMOD: not inside the module")
-	}
-	root := filepath.Dir(gomod)
-	if err := readSources(root); err != nil {
-		return err
-	}
-	if binDir, err = os.MkdirTemp("", "relaychain-multihost-bin-"); err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", binDir+string(filepath.Separator), "./cmd/node", "./cmd/client")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return nil
-}
-
-// readSources reads every directory, Go file, go.mod and go.sum of the
-// module. This package imports none of the code it tests, so without this
-// `go test` would replay a cached result after that code changed; the go
-// command invalidates a cached test result when a file or directory that
-// the test opened has changed.
-func readSources(root string) error {
-	return filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		name := e.Name()
-		if e.IsDir() {
-			if path != root && (strings.HasPrefix(name, ".") || name == "bin" || name == "testdata") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if strings.HasSuffix(name, ".go") || name == "go.mod" || name == "go.sum" {
-			_, err = os.ReadFile(path)
-		}
-		return err
-	})
+	var err error
+	binDir, err = proctest.BuildTemp(ctx, "relaychain-multihost-bin-", false, "./cmd/node", "./cmd/client")
+	return err
 }
 
 // host is one network namespace of a topology.
@@ -286,93 +246,16 @@ func (tp *topology) towardsClient() []struct {
 	}{{tp.origin, tp.originToR2.dev}, {tp.relay2, tp.r2ToR1.dev}, {tp.relay1, tp.r1ToClient.dev}}
 }
 
-// node is a node process in a namespace.
-type node struct {
-	name string
-	cmd  *exec.Cmd
-	log  *logBuf
-	done chan struct{} // closed once it has exited and err is set
-	err  error         // from cmd.Wait
-}
-
 // startNode runs the node binary in h's namespace with args and waits for
 // its "listening on" line. It is killed when the test ends.
-func startNode(t *testing.T, h host, name string, args ...string) *node {
+func startNode(t *testing.T, h host, name string, args ...string) *proctest.Proc {
 	t.Helper()
 	bin, _ := binaries(t)
-	n := &node{name: name, log: &logBuf{ready: make(chan struct{})}, done: make(chan struct{})}
 	// ip netns exec execs the command itself: the pid is the node's.
-	n.cmd = exec.Command("ip", append([]string{"netns", "exec", h.ns, bin}, args...)...)
-	n.cmd.Env = cleanEnv()
-	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
-	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := n.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		n.err = n.cmd.Wait()
-		close(n.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-n.done:
-		default:
-			n.cmd.Process.Kill()
-			select {
-			case <-n.done:
-			case <-time.After(killTimeout):
-				t.Errorf("%s (pid %d) did not exit after SIGKILL", name, n.cmd.Process.Pid)
-			}
-		}
-		if t.Failed() {
-			t.Logf("%s log:\n%s", name, n.log)
-		}
-	})
-	select {
-	case <-n.log.ready:
-	case <-n.done:
-		t.Fatalf("%s exited before listening: %v\n%s", name, n.err, n.log)
-	case <-time.After(listenTimeout):
-		t.Fatalf("%s printed no \"listening on\" line within %s:\n%s", name, listenTimeout, n.log)
-	}
-	return n
-}
-
-// cleanEnv is the environment without RELAYCHAIN_* variables.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "RELAYCHAIN_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-// logBuf collects a process's output and closes ready at the first
-// "listening on" line. It is safe for concurrent use.
-type logBuf struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	ready chan struct{}
-	seen  bool
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
-	if !l.seen && bytes.Contains(l.buf.Bytes(), []byte("listening on ")) {
-		l.seen = true
-		close(l.ready)
-	}
-	return len(p), nil
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", h.ns, bin}, args...)...)
+	cmd.Env = proctest.CleanEnv()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return proctest.StartNode(t, name, cmd, listenTimeout, killTimeout)
 }
 
 // result is what a client command did.
@@ -385,24 +268,12 @@ type result struct {
 func runClient(t *testing.T, h host, args ...string) result {
 	t.Helper()
 	_, bin := binaries(t)
-	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.ns, bin}, args...)...)
-	cmd.Env = cleanEnv()
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = killTimeout
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	var exit *exec.ExitError
-	switch {
-	case ctx.Err() != nil:
-		t.Fatalf("client %s: no exit within %s\nstderr: %s", strings.Join(args, " "), clientTimeout, r.stderr)
-	case errors.As(err, &exit):
-		r.code = exit.ExitCode()
-	case err != nil:
-		t.Fatalf("client %s: %v", strings.Join(args, " "), err)
-	}
-	return r
+	r := proctest.Run(t, "client "+strings.Join(args, " "), clientTimeout, func(ctx context.Context) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.ns, bin}, args...)...)
+		cmd.Env = proctest.CleanEnv()
+		cmd.WaitDelay = killTimeout
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		return cmd
+	})
+	return result{stdout: r.Stdout, stderr: r.Stderr, code: r.Code}
 }
