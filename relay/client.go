@@ -273,7 +273,17 @@ func (c *Client) exchange(ctx context.Context, s net.Conn, op route.Op, name str
 	if pipelineStart {
 		// START{0} rides with the request: the terminal finds it waiting
 		// once it has answered, which saves a round trip through the chain.
-		frame = route.AppendStart(frame, 0)
+		// With the auto transport it is conditional: a file of
+		// RawThreshold bytes or more is not sent on the mux at all.
+		var below int64
+		if c.cfg.Transport == TransportAuto {
+			below = c.cfg.RawThreshold
+		}
+		if below > 0 {
+			frame = route.AppendStartBelow(frame, 0, below)
+		} else {
+			frame = route.AppendStart(frame, 0)
+		}
 	}
 	if err == nil {
 		_, err = x.Write(frame)
@@ -378,9 +388,8 @@ func (c *Client) get(ctx context.Context, name string, w io.Writer, start startF
 	} else {
 		x, resp, err = c.start(ctx, route.OpGet, name, pipelined)
 		if err == nil && c.cfg.Transport == TransportAuto && resp.Size >= c.cfg.RawThreshold {
-			// Large: leave the mux (a cancel, which stops the terminal
-			// within a window's worth of bytes if START went along) and
-			// fetch over a raw link, which splices.
+			// Large: the terminal sent nothing for the conditional START;
+			// leave the mux and fetch over a raw link, which splices.
 			x.close()
 			raw, pipelined = true, false
 			x, resp, err = c.startRaw(ctx, route.OpGet, name)

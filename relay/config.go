@@ -43,9 +43,10 @@ type Config struct {
 	// stream beyond it is answered busy.
 	MaxStreamsPerLink int
 	// MaxStreams caps concurrent streams over all inbound links, and with
-	// them memory: a stream whose reader stalls holds up to about twice
-	// StreamWindow in yamux's buffer plus a 256 KiB copy buffer. Beyond it
-	// a stream is answered busy.
+	// them memory: a relayed stream whose reader stalls holds about three
+	// times StreamWindow (yamux's receive buffer grows by doubling, and
+	// garbage waits for the collector) plus a 256 KiB copy buffer, about
+	// 1 MiB at the default window. Beyond it a stream is answered busy.
 	MaxStreams int
 	// MaxLinks caps concurrent inbound links; a link beyond it is refused
 	// with a busy preface.
@@ -73,7 +74,7 @@ const (
 	DefaultIdleTimeout       = 60 * time.Second
 	DefaultStreamWindow      = 256 << 10
 	DefaultMaxStreamsPerLink = 256
-	DefaultMaxStreams        = 1024
+	DefaultMaxStreams        = 768
 	DefaultMaxLinks          = 1024
 )
 

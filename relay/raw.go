@@ -149,9 +149,12 @@ func (n *Node) relayData(up, down net.Conn, size int64) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	off, err := route.DecodeStart(p)
+	off, below, err := route.DecodeStartBelow(p)
 	if err != nil || off > size {
 		return 0, fmt.Errorf("bad START from client: offset %d of %d: %w", off, size, err)
+	}
+	if below > 0 && size >= below {
+		return 0, nil // the terminal sends nothing: the exchange is over
 	}
 	// The client sends nothing until it has the trailer: if it closes, stop.
 	// The abort closes both: deadlines alone would be undone by copyIdle,

@@ -29,7 +29,10 @@ type sessionSet struct {
 	sessions []*yamux.Session
 	dialing  chan struct{} // closed when the dial in progress ends; nil if none
 	reaper   *time.Timer   // trims idle sessions a while after a stream ends
-	closed   bool
+	// opening counts streams picked for a session but not yet opened, so
+	// that a burst spreads over sessions instead of overfilling one.
+	opening map[*yamux.Session]int
+	closed  bool
 }
 
 // reapAfter is how long after a stream ends the idle sessions beyond the
@@ -47,6 +50,11 @@ func (ss *sessionSet) open(ctx context.Context) (net.Conn, error) {
 			return nil, err
 		}
 		st, err := s.OpenStream()
+		ss.mu.Lock()
+		if ss.opening[s]--; ss.opening[s] <= 0 {
+			delete(ss.opening, s)
+		}
+		ss.mu.Unlock()
 		if err == nil {
 			return st, nil
 		}
@@ -67,7 +75,8 @@ func (ss *sessionSet) pick(ctx context.Context) (*yamux.Session, error) {
 			return nil, errClosed
 		}
 		best := ss.leastLoaded()
-		if best != nil && (best.NumStreams() < streamsPerSession || len(ss.sessions) >= sessionsPerHop) {
+		if best != nil && (ss.load(best) < streamsPerSession || len(ss.sessions) >= sessionsPerHop) {
+			ss.take(best)
 			ss.mu.Unlock()
 			return best, nil
 		}
@@ -98,12 +107,29 @@ func (ss *sessionSet) pick(ctx context.Context) (*yamux.Session, error) {
 		ss.mu.Unlock()
 		if err != nil {
 			if best != nil { // all full but one works: use it rather than fail
+				ss.mu.Lock()
+				ss.take(best)
+				ss.mu.Unlock()
 				return best, nil
 			}
 			return nil, err
 		}
+		ss.mu.Lock()
+		ss.take(s)
+		ss.mu.Unlock()
 		return s, nil
 	}
+}
+
+// load is the streams of s, open or being opened. ss.mu must be held.
+func (ss *sessionSet) load(s *yamux.Session) int { return s.NumStreams() + ss.opening[s] }
+
+// take counts a stream about to be opened on s. ss.mu must be held.
+func (ss *sessionSet) take(s *yamux.Session) {
+	if ss.opening == nil {
+		ss.opening = map[*yamux.Session]int{}
+	}
+	ss.opening[s]++
 }
 
 // leastLoaded drops dead sessions, closes idle ones beyond the first (the
@@ -116,14 +142,14 @@ func (ss *sessionSet) leastLoaded() *yamux.Session {
 		if s.IsClosed() {
 			continue
 		}
-		if s.NumStreams() == 0 {
+		if ss.load(s) == 0 {
 			if idle++; idle > 1 {
 				s.Close()
 				continue
 			}
 		}
 		live = append(live, s)
-		if best == nil || s.NumStreams() < best.NumStreams() {
+		if best == nil || ss.load(s) < ss.load(best) {
 			best = s
 		}
 	}

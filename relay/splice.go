@@ -10,18 +10,20 @@ import (
 
 // Pooled copy buffers. yamux streams have no ReaderFrom/WriterTo, so
 // io.CopyBuffer uses these; TCP-to-TCP copies bypass them and splice in the
-// kernel. A relayed mux stream whose reader stalls holds its buffer, so
-// those are small (memory under many stalled streams is bounded by
-// MaxStreams x (about twice the stream window + spliceBufSize)); disk and
-// client copies use larger ones.
+// kernel. The request direction of a relayed mux stream carries a START
+// and a close at most, so it gets a small buffer: a relayed stream whose
+// reader stalls holds its buffers, and memory under many stalled streams is
+// MaxStreams x (about 3 x the stream window + both buffers). The answer
+// direction gets the large one, which mux throughput needs (256 KiB moves
+// about 45% more than 64 KiB through 3 relays).
 const (
-	copyBufSize   = 256 << 10
-	spliceBufSize = 64 << 10
+	copyBufSize    = 256 << 10
+	requestBufSize = 4 << 10
 )
 
 var (
-	copyBufs   = newBufPool(copyBufSize)
-	spliceBufs = newBufPool(spliceBufSize)
+	copyBufs    = newBufPool(copyBufSize)
+	requestBufs = newBufPool(requestBufSize)
 )
 
 // copyBuffered is io.CopyBuffer with a pooled buffer.
@@ -46,19 +48,21 @@ func closeWrite(c net.Conn) error {
 	return c.Close()
 }
 
-// copier is one direction of a splice: it copies src to dst, then
-// half-closes end (dst's bare connection).
+// copier is one direction of a splice: it copies src to dst through a
+// buffer from bufs, then half-closes end (dst's bare connection).
 type copier struct {
-	name string
-	dst  io.Writer
-	src  io.Reader
-	end  net.Conn
-	n    int64
-	err  error
+	name    string
+	dst     io.Writer
+	src     io.Reader
+	end     net.Conn
+	bufs    *bufPool
+	bufSize int
+	n       int64
+	err     error
 }
 
 func (c *copier) run(done chan<- *copier) {
-	c.n, c.err = copyWith(spliceBufs, spliceBufSize, c.dst, c.src)
+	c.n, c.err = copyWith(c.bufs, c.bufSize, c.dst, c.src)
 	if c.err == nil {
 		c.err = closeWrite(c.end)
 	}
@@ -74,8 +78,8 @@ func (c *copier) run(done chan<- *copier) {
 // aborts both. It closes both connections before it returns.
 func splice(up, down net.Conn, linger, idle time.Duration) (toUp int64, err error) {
 	done := make(chan *copier, 2)
-	request := &copier{name: "request", dst: down, src: up, end: down}
-	answer := &copier{name: "answer", dst: idleConn{up, idle}, src: idleConn{down, idle}, end: up}
+	request := &copier{name: "request", dst: down, src: up, end: down, bufs: requestBufs, bufSize: requestBufSize}
+	answer := &copier{name: "answer", dst: idleConn{up, idle}, src: idleConn{down, idle}, end: up, bufs: copyBufs, bufSize: copyBufSize}
 	go request.run(done)
 	go answer.run(done)
 

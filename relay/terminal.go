@@ -109,8 +109,14 @@ func (n *Node) serveGet(s net.Conn, req *route.Request, name string, fail failFu
 		return out
 	}
 	s.SetReadDeadline(time.Now().Add(n.cfg.HeaderTimeout))
-	off, err := route.ReadStart(s)
+	off, below, err := route.ReadStartBelow(s)
 	s.SetReadDeadline(time.Time{})
+	if err == nil && below > 0 && obj.Size >= below {
+		// A conditional START for a file too large for it: send nothing.
+		// The client fetches the file another way (over a raw link).
+		out.abandoned = true
+		return out
+	}
 	if errors.Is(err, io.EOF) {
 		// The client closed before START: it changed its mind (for
 		// instance to fetch a large file over a raw link instead).

@@ -1047,3 +1047,31 @@ func TestReadersStopAtFrameEnd(t *testing.T) {
 		t.Errorf("after the last frame: got %v, want io.EOF", err)
 	}
 }
+
+// TestStartBelow pins the conditional START (offset, below) and checks that
+// both forms decode through ReadStartBelow and ReadStart.
+func TestStartBelow(t *testing.T) {
+	want := wireHex(t, "03 00000010 0000000000000005 0000000000400000")
+	if got := AppendStartBelow(nil, 5, 4<<20); !bytes.Equal(got, want) {
+		t.Errorf("AppendStartBelow(5, 4 MiB): got % x, want % x", got, want)
+	}
+	off, below, err := ReadStartBelow(bytes.NewReader(want))
+	if off != 5 || below != 4<<20 || err != nil {
+		t.Errorf("ReadStartBelow: got %d, %d, %v; want 5, %d, nil", off, below, err, 4<<20)
+	}
+	if off, err := ReadStart(bytes.NewReader(want)); off != 5 || err != nil {
+		t.Errorf("ReadStart of a conditional START: got %d, %v; want 5, nil", off, err)
+	}
+	off, below, err = ReadStartBelow(bytes.NewReader(AppendStart(nil, 7)))
+	if off != 7 || below != 0 || err != nil {
+		t.Errorf("ReadStartBelow of a plain START: got %d, %d, %v; want 7, 0, nil", off, below, err)
+	}
+	for _, bad := range []string{
+		"03 00000010 0000000000000005 8000000000000000", // below over MaxInt64
+		"03 0000000c 0000000000000005 00000000",         // 12 bytes
+	} {
+		if _, _, err := ReadStartBelow(bytes.NewReader(wireHex(t, bad))); !errors.Is(err, ErrMalformed) {
+			t.Errorf("ReadStartBelow(%s): got %v, want ErrMalformed", bad, err)
+		}
+	}
+}

@@ -192,27 +192,56 @@ func AppendStart(dst []byte, offset int64) []byte {
 	return binary.BigEndian.AppendUint64(dst, uint64(offset))
 }
 
+// AppendStartBelow appends a conditional START frame: the terminal sends
+// the bytes from offset on only if the file is smaller than below, and
+// otherwise sends nothing, which ends the exchange (the client then
+// fetches the file another way). A client sends it along with its request,
+// before it knows the size.
+func AppendStartBelow(dst []byte, offset, below int64) []byte {
+	dst = AppendFrameHeader(dst, FrameStart, 16)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(offset))
+	return binary.BigEndian.AppendUint64(dst, uint64(below))
+}
+
 // ReadStart reads a START frame and returns its offset.
 func ReadStart(r io.Reader) (int64, error) {
-	var buf [8]byte
+	off, _, err := ReadStartBelow(r)
+	return off, err
+}
+
+// ReadStartBelow reads a START frame and returns its offset and its
+// condition (0 for an unconditional START).
+func ReadStartBelow(r io.Reader) (offset, below int64, err error) {
+	var buf [16]byte
 	p, err := readTyped(r, FrameStart, buf[:0])
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return DecodeStart(p)
+	return DecodeStartBelow(p)
 }
 
 // DecodeStart decodes a START payload and returns its offset.
 func DecodeStart(p []byte) (int64, error) {
+	off, _, err := DecodeStartBelow(p)
+	return off, err
+}
+
+// DecodeStartBelow decodes a START payload of 8 bytes (offset) or 16
+// (offset, below).
+func DecodeStartBelow(p []byte) (offset, below int64, err error) {
 	d := decoder{p: p}
 	off := d.u64()
+	var b uint64
+	if len(d.p) == 8 {
+		b = d.u64()
+	}
 	if err := d.done(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	if off > math.MaxInt64 {
-		return 0, fmt.Errorf("%w: offset %d", ErrMalformed, off)
+	if off > math.MaxInt64 || b > math.MaxInt64 {
+		return 0, 0, fmt.Errorf("%w: offset %d, below %d", ErrMalformed, off, b)
 	}
-	return int64(off), nil
+	return int64(off), int64(b), nil
 }
 
 // Trailer ends the bytes of a GET. It carries a CRC32C (Castagnoli) of
