@@ -1,12 +1,14 @@
 // Command bench measures relaychain against a plain Go TCP relay chain,
 // socat and nginx on loopback, in one run: bulk throughput through chains of
-// relays, mux tuning, small-request latency and concurrency, and relay
-// memory under many streams. It prints a markdown report (and writes it to
-// -out). See internal/bench for what each suite does.
+// relays, what mutual TLS costs, mux tuning, small-request latency and
+// concurrency, and relay memory under many streams. It prints a markdown
+// report (and writes it to -out). See internal/bench for what each suite
+// does.
 //
-//	go run ./cmd/bench                       # the full benchmark (~15 min)
+//	go run ./cmd/bench                       # the full benchmark (~22 min)
 //	go run ./cmd/bench -short                # a smoke run of a few seconds
 //	go run ./cmd/bench -suites bulk -relays 3 -transports raw
+//	go run ./cmd/bench -suites tls            # what mutual TLS costs
 package main
 
 import (
@@ -45,17 +47,18 @@ func app() *cli.App {
 		ArgsUsage: " ",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "short", Usage: "smoke run: every suite with tiny sizes, in a few seconds"},
-			&cli.StringFlag{Name: "suites", Value: strings.Join(d.Suites, ","), Usage: "suites to run: bulk, tune, latency, streams"},
+			&cli.StringFlag{Name: "suites", Value: strings.Join(d.Suites, ","), Usage: "suites to run: bulk, tls, tune, latency, streams"},
 			&cli.StringFlag{Name: "size", Value: "1GiB", Usage: "bulk file `SIZE`"},
 			&cli.StringFlag{Name: "relays", Value: ints(d.Relays), Usage: "chain lengths of the bulk and extra-relay tables"},
 			&cli.IntFlag{Name: "runs", Value: d.Runs, Usage: "runs per figure (the median is reported)"},
 			&cli.StringFlag{Name: "transports", Value: strings.Join(d.Transports, ","), Usage: "relaychain transports in the bulk suite: raw, mux"},
 			&cli.StringFlag{Name: "verify", Value: strings.Join(d.Verifies, ","), Usage: "relaychain verify modes in the bulk suite: sha256, crc32c"},
 			&cli.StringFlag{Name: "full-matrix", Value: ints(d.FullMatrixAt), Usage: "chain lengths at which the bulk suite measures every transport x verify x cache combination"},
+			&cli.IntFlag{Name: "tls-relays", Value: d.TLSRelays, Usage: "chain length of the tls suite (which moves a file of -size)"},
 			&cli.StringFlag{Name: "tune-size", Value: "256MiB", Usage: "file `SIZE` of the tune suite"},
 			&cli.StringFlag{Name: "windows", Value: "256KiB,1MiB,4MiB,16MiB", Usage: "stream windows the tune suite compares"},
 			&cli.IntFlag{Name: "tune-relays", Value: d.TuneRelays, Usage: "chain length of the tune suite"},
-			&cli.StringSliceFlag{Name: "variant", Usage: "`NAME=NODEBIN`: also measure this node binary in the tune suite (repeatable)"},
+			&cli.StringSliceFlag{Name: "variant", Usage: "`NAME=NODEBIN[@WINDOW]`: also measure this node binary in the tune suite, at WINDOW (default 256KiB); repeatable, no commas in NAME"},
 			&cli.StringFlag{Name: "concurrency", Value: ints(d.Concurrency), Usage: "concurrent small GETs of the latency suite"},
 			&cli.IntFlag{Name: "latency-relays", Value: d.LatencyRelays, Usage: "chain length of the concurrency table"},
 			&cli.DurationFlag{Name: "latency-time", Value: d.LatencyTime, Usage: "length of one latency run"},
@@ -157,7 +160,7 @@ func config(c *cli.Context) (bench.Config, error) {
 	if err != nil {
 		return cfg, err
 	}
-	for _, name := range []string{"runs", "tune-relays", "latency-relays", "streams", "requests"} {
+	for _, name := range []string{"runs", "tune-relays", "tls-relays", "latency-relays", "streams", "requests"} {
 		if !c.IsSet(name) {
 			continue
 		}
@@ -167,6 +170,8 @@ func config(c *cli.Context) (bench.Config, error) {
 			cfg.Runs = v
 		case "tune-relays":
 			cfg.TuneRelays = v
+		case "tls-relays":
+			cfg.TLSRelays = v
 		case "latency-relays":
 			cfg.LatencyRelays = v
 		case "streams":
@@ -181,9 +186,17 @@ func config(c *cli.Context) (bench.Config, error) {
 	for _, v := range c.StringSlice("variant") {
 		name, bin, ok := strings.Cut(v, "=")
 		if !ok || name == "" || bin == "" {
-			return cfg, fmt.Errorf("-variant %q: want NAME=NODEBIN", v)
+			return cfg, fmt.Errorf("-variant %q: want NAME=NODEBIN[@WINDOW]", v)
 		}
-		cfg.Variants = append(cfg.Variants, bench.Variant{Name: name, Bin: bin})
+		var window uint32
+		if i := strings.LastIndexByte(bin, '@'); i >= 0 {
+			n, err := parseSize("variant", bin[i+1:])
+			if err != nil || n < 256<<10 || n > 1<<31 {
+				return cfg, fmt.Errorf("-variant %q: want a WINDOW of 256KiB..2GiB after @", v)
+			}
+			bin, window = bin[:i], uint32(n)
+		}
+		cfg.Variants = append(cfg.Variants, bench.Variant{Name: name, Bin: bin, Window: window})
 	}
 	cfg.NoSocat, cfg.NoNginx = c.Bool("no-socat"), c.Bool("no-nginx")
 	cfg.NodeBin, cfg.Dir = c.String("node"), c.String("dir")

@@ -2,7 +2,8 @@
 // machine: bulk throughput through chains of relays (against a plain Go TCP
 // relay chain, socat and nginx), the tuning of the mux path, small-request
 // latency and concurrency (against an nginx reverse-proxy chain driven by
-// the same load driver), and the memory of a relay under many streams.
+// the same load driver), the memory of a relay under many streams, and
+// what mutual TLS on every link costs a bulk transfer.
 //
 // Every relaychain node and every baseline hop is a separate process on
 // loopback: nodes are built from ./cmd/node, the Go TCP baseline runs as
@@ -21,6 +22,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -28,6 +30,10 @@ import (
 const (
 	// SuiteBulk measures MB/s of one large file through 0..N relays.
 	SuiteBulk = "bulk"
+	// SuiteTLS measures what mutual TLS on every link costs a bulk
+	// transfer, raw and mux, against the same chain in plaintext and the
+	// Go TCP baseline.
+	SuiteTLS = "tls"
 	// SuiteTune measures the mux path across stream windows and node
 	// binaries (Config.Variants).
 	SuiteTune = "tune"
@@ -41,13 +47,14 @@ const (
 )
 
 // AllSuites lists every suite in the order they run.
-var AllSuites = []string{SuiteBulk, SuiteTune, SuiteLatency, SuiteStreams}
+var AllSuites = []string{SuiteBulk, SuiteTLS, SuiteTune, SuiteLatency, SuiteStreams}
 
 // Variant is an extra node binary measured by the tune suite next to the
 // one built from this tree (e.g. one built with another copy buffer size).
 type Variant struct {
-	Name string // label in the report
-	Bin  string // path of the node binary
+	Name   string // label in the report
+	Bin    string // path of the node binary
+	Window uint32 // stream window of its chain and client; 0: relay.DefaultStreamWindow
 }
 
 // Config says what to measure. The zero value of a field means its
@@ -71,6 +78,9 @@ type Config struct {
 	// every transport × verify × cache combination; elsewhere the mux is
 	// measured with crc32c, on a hit and with the digest remembered.
 	FullMatrixAt []int
+	// TLSRelays is the chain length of the TLS suite (which moves a file
+	// of Size bytes).
+	TLSRelays int
 	// NoSocat and NoNginx leave those peers out even when installed.
 	NoSocat, NoNginx bool
 
@@ -127,6 +137,7 @@ func DefaultConfig() Config {
 		Transports:    []string{"raw", "mux"},
 		Verifies:      []string{"sha256", "crc32c"},
 		FullMatrixAt:  []int{3},
+		TLSRelays:     3,
 		TuneSize:      256 << 20,
 		TuneRelays:    3,
 		Windows:       []uint32{256 << 10, 1 << 20, 4 << 20, 16 << 20},
@@ -150,6 +161,7 @@ func ShortConfig() Config {
 	c.Relays = []int{0, 1, 3}
 	c.Runs = 1
 	c.TuneRelays = 1
+	c.TLSRelays = 1
 	c.Windows = []uint32{256 << 10, 1 << 20}
 	c.LatencyRelays = 3
 	c.Concurrency = []int{1, 16}
@@ -229,7 +241,7 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("verify %q: want sha256 or crc32c", v)
 		}
 	}
-	for _, n := range append(slices.Clone(c.Relays), c.TuneRelays, c.LatencyRelays) {
+	for _, n := range append(slices.Clone(c.Relays), c.TuneRelays, c.LatencyRelays, c.TLSRelays) {
 		if n < 0 || n > 30 {
 			return c, fmt.Errorf("relay count %d: want 0..30", n)
 		}
@@ -248,10 +260,47 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("file sizes must be positive")
 	case c.Streams < 1 || c.Requests < 1:
 		return c, errors.New("streams and requests must be at least 1")
-	case len(c.Self) == 0 && (c.has(SuiteBulk) || c.has(SuiteTune)):
+	case len(c.Self) == 0 && (c.has(SuiteBulk) || c.has(SuiteTLS) || c.has(SuiteTune)):
 		return c, errors.New("config: Self is required for the Go TCP baseline")
 	}
 	return c, nil
+}
+
+// loadEvery is how often Run samples the machine's load average.
+const loadEvery = 10 * time.Second
+
+// sampleLoad appends the 1-minute load average to *out now and every
+// period until the returned stop is called (which is idempotent, and after
+// which *out is no longer written).
+func sampleLoad(out *[]float64, period time.Duration) (stop func()) {
+	add := func() {
+		if v, ok := loadAvg(); ok {
+			*out = append(*out, v)
+		}
+	}
+	add()
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				add()
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(quit)
+			<-done
+			add()
+		})
+	}
 }
 
 func (c *Config) has(suite string) bool { return slices.Contains(c.Suites, suite) }
@@ -284,6 +333,8 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	defer r.Close()
 	start := time.Now()
 	rep := &Report{Config: r.cfg, Machine: describeMachine()}
+	stopLoad := sampleLoad(&rep.Load, loadEvery)
+	defer stopLoad()
 	if err := r.env.setup(ctx); err != nil {
 		return nil, err
 	}
@@ -294,6 +345,7 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	}
 	for _, s := range []suite{
 		{SuiteBulk, r.env.runBulk},
+		{SuiteTLS, r.env.runTLS},
 		{SuiteTune, r.env.runTune},
 		{SuiteLatency, r.env.runLatency},
 		{SuiteStreams, r.env.runStreams},
@@ -308,6 +360,7 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 		}
 		r.env.logf("== suite %s done in %s", s.name, time.Since(t0).Round(time.Millisecond))
 	}
+	stopLoad()
 	rep.Elapsed = time.Since(start)
 	return rep, nil
 }

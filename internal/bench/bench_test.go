@@ -54,7 +54,7 @@ func TestShort(t *testing.T) {
 	}
 	md := rep.Markdown(3)
 	for _, want := range []string{"### Machine", "### Goals", "### Bulk", "Go TCP chain (baseline)",
-		"relaychain raw, crc32c, hit", "### Mux tuning", "### Small GETs", "### Extra-relay cost",
+		"relaychain raw, crc32c, hit", "### TLS cost", "relaychain mux, mutual TLS", "### Mux tuning", "### Small GETs", "### Extra-relay cost",
 		"concurrent streams through one relay", "small GETs through one relay"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
@@ -81,6 +81,7 @@ func TestConfigRejects(t *testing.T) {
 		{"transport", func(c *Config) { c.Transports = []string{"udp"} }},
 		{"verify", func(c *Config) { c.Verifies = []string{"md5"} }},
 		{"relays", func(c *Config) { c.Relays = []int{-1} }},
+		{"tls relays", func(c *Config) { c.TLSRelays = 31 }},
 		{"window", func(c *Config) { c.Windows = []uint32{1024} }},
 		{"self", func(c *Config) { c.Self = nil }},
 	} {

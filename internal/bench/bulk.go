@@ -284,17 +284,17 @@ the other chain lengths the mux is measured with crc32c, hit and digest remember
 			if slices.Contains(e.cfg.Transports, "raw") && slices.Contains(e.cfg.Verifies, "crc32c") {
 				v := med(rcLabel("raw", "crc32c", c), 3)
 				rep.goal("raw, 3 relays, vs Go TCP chain ("+c+")", ">= 0.95",
-					fmt.Sprintf("%s MB/s vs %s = %s", fmtMBs(v), fmtMBs(base), fmtRatio(v, base)), v >= 0.95*base)
+					fmt.Sprintf("%s MB/s vs %s = %s", fmtMBs(v), fmtMBs(base), fmtRatio3(v, base)), v >= 0.95*base)
 				if e.socat != "" {
 					s := med(socatLabel, 3)
 					rep.goal("raw, 3 relays, vs socat ("+c+")", ">= 1.00",
-						fmt.Sprintf("%s MB/s vs %s = %s", fmtMBs(v), fmtMBs(s), fmtRatio(v, s)), v >= s)
+						fmt.Sprintf("%s MB/s vs %s = %s", fmtMBs(v), fmtMBs(s), fmtRatio3(v, s)), v >= s)
 				}
 			}
 			if slices.Contains(e.cfg.Transports, "mux") && slices.Contains(e.cfg.Verifies, "crc32c") {
 				v := med(rcLabel("mux", "crc32c", c), 3)
 				rep.goal("mux, 3 relays, vs Go TCP chain ("+c+")", ">= 0.70",
-					fmt.Sprintf("%s MB/s vs %s = %s", fmtMBs(v), fmtMBs(base), fmtRatio(v, base)), v >= 0.70*base)
+					fmt.Sprintf("%s MB/s vs %s = %s", fmtMBs(v), fmtMBs(base), fmtRatio3(v, base)), v >= 0.70*base)
 			}
 		}
 	}

@@ -48,6 +48,7 @@ type env struct {
 
 	goOrigins map[string]*proc // file -> Go TCP baseline origin serving it
 	goChains  map[goKey]string // first hop of a Go TCP chain
+	goPids    map[goKey][]int  // pids of a Go TCP chain: relays, then origin
 	socats    map[int]string   // relays -> first hop of a socat chain
 	ngx       *nginxEnv
 
@@ -55,7 +56,7 @@ type env struct {
 }
 
 func newEnv(cfg *Config) *env {
-	return &env{cfg: cfg, goOrigins: map[string]*proc{}, goChains: map[goKey]string{}, socats: map[int]string{}}
+	return &env{cfg: cfg, goOrigins: map[string]*proc{}, goChains: map[goKey]string{}, goPids: map[goKey][]int{}, socats: map[int]string{}}
 }
 
 func (e *env) logf(format string, args ...any) {
@@ -98,7 +99,10 @@ func (e *env) setup(ctx context.Context) error {
 	e.logf("writing files under %s", e.root)
 	files := map[string]int64{fileSmall: e.cfg.SmallSize, fileStreams: e.cfg.StreamsFile}
 	if e.cfg.has(SuiteBulk) {
-		files[fileHit], files[fileMiss] = e.cfg.Size, e.cfg.Size
+		files[fileHit] = e.cfg.Size
+	}
+	if e.cfg.has(SuiteBulk) || e.cfg.has(SuiteTLS) {
+		files[fileMiss] = e.cfg.Size
 	}
 	if e.cfg.has(SuiteTune) {
 		files[fileTune] = e.cfg.TuneSize
@@ -276,14 +280,17 @@ func (e *env) goChain(ctx context.Context, n int, file string) (string, error) {
 		e.goOrigins[file] = p
 	}
 	next := origin.addr
+	pids := []int{origin.pid()}
 	for i := n; i >= 1; i-- {
 		p, err := e.startRole(ctx, fmt.Sprintf("go-relay%d-of-%d", i, n), roleRelay, next)
 		if err != nil {
 			return "", err
 		}
 		next = p.addr
+		pids = append([]int{p.pid()}, pids...)
 	}
 	e.goChains[goKey{n, file}] = next
+	e.goPids[goKey{n, file}] = pids
 	return next, nil
 }
 

@@ -19,6 +19,7 @@ type Report struct {
 	Sections []Section
 	Goals    []Goal
 	Elapsed  time.Duration
+	Load     []float64 // 1-minute load average, sampled during the run
 }
 
 // Machine describes where the run happened.
@@ -70,7 +71,14 @@ func (r *Report) Markdown(level int) string {
 	if m.Socat != "" {
 		fmt.Fprintf(&b, ", %s", m.Socat)
 	}
-	fmt.Fprintf(&b, "\n- run took %s\n\n", r.Elapsed.Round(time.Second))
+	fmt.Fprintf(&b, "\n- run took %s\n", r.Elapsed.Round(time.Second))
+	if len(r.Load) > 0 {
+		s := slices.Clone(r.Load)
+		slices.Sort(s)
+		fmt.Fprintf(&b, "- load average (1 min) during the run: median %.1f, min %.1f, max %.1f (%d samples, every %s)\n",
+			median(s), s[0], s[len(s)-1], len(s), loadEvery)
+	}
+	b.WriteString("\n")
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "Note: %s\n\n", n)
 	}
@@ -144,6 +152,19 @@ func describeMachine() Machine {
 	return m
 }
 
+// loadAvg returns the 1-minute load average from /proc/loadavg.
+func loadAvg() (float64, bool) {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0, false
+	}
+	var v float64
+	if _, err := fmt.Sscanf(string(b), "%f", &v); err != nil {
+		return 0, false
+	}
+	return v, true
+}
+
 // procField returns the value of the first "key: value" line of a /proc file.
 func procField(path, key string) string {
 	f, err := os.Open(path)
@@ -198,6 +219,15 @@ func fmtRatio(v, base float64) string {
 		return "—"
 	}
 	return fmt.Sprintf("%.2f", v/base)
+}
+
+// fmtRatio3 is fmtRatio with three decimals, for goals: a ratio just
+// under its target must not print as the target.
+func fmtRatio3(v, base float64) string {
+	if v == 0 || base == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.3f", v/base)
 }
 
 func fmtDur(d time.Duration) string {

@@ -95,7 +95,11 @@ func (e *env) runTune(ctx context.Context, rep *Report) error {
 		configs = append(configs, tc)
 	}
 	for _, v := range e.cfg.Variants {
-		tc, err := e.startTuneChain(ctx, v.Name, v.Bin, n, relay.DefaultStreamWindow, &clients, &procs)
+		w := v.Window
+		if w == 0 {
+			w = relay.DefaultStreamWindow
+		}
+		tc, err := e.startTuneChain(ctx, v.Name, v.Bin, n, w, &clients, &procs)
 		if err != nil {
 			return err
 		}
