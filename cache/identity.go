@@ -8,16 +8,20 @@ import "io/fs"
 type identity struct {
 	size  int64
 	mtime int64 // ModTime().UnixNano()
+	// ctime is the inode change time: every write moves it and nothing can
+	// set it back, so a rewrite that keeps size and mtime still differs.
+	ctime int64
 	dev   uint64
 	ino   uint64
 }
 
 // identityOf returns the identity of fi. It does not allocate.
 func identityOf(fi fs.FileInfo) identity {
-	dev, ino := devIno(fi)
+	dev, ino, ctime := devIno(fi)
 	return identity{
 		size:  fi.Size(),
 		mtime: fi.ModTime().UnixNano(),
+		ctime: ctime,
 		dev:   dev,
 		ino:   ino,
 	}

@@ -14,6 +14,19 @@ import (
 // between the bare endpoints, which keeps splice(2) and sendfile(2).
 const idleChunk = 512 << 10
 
+// minIdleChunk is the first and smallest chunk: a transfer slower than this
+// per idle timeout is cut off.
+const minIdleChunk = 4 << 10
+
+// nextChunk sizes the next chunk to take about a quarter of the idle
+// timeout at the rate the last one moved (k bytes in took).
+func nextChunk(k int64, took, idle time.Duration) int64 {
+	if took <= 0 {
+		return idleChunk
+	}
+	return min(idleChunk, max(minIdleChunk, int64(float64(k)*float64(idle/4)/float64(took))))
+}
+
 // copyIdle copies exactly n bytes from src to dst in chunks, renewing the
 // write deadline of dst, and the read deadline of src when it is a
 // connection, before each chunk. Deadlines are cleared on return.
@@ -26,8 +39,10 @@ func copyIdle(dst net.Conn, src io.Reader, n int64, idle time.Duration) (int64, 
 		}
 	}()
 	var done int64
+	chunk := int64(minIdleChunk)
 	for done < n {
-		deadline := time.Now().Add(idle)
+		start := time.Now()
+		deadline := start.Add(idle)
 		dst.SetWriteDeadline(deadline)
 		if srcConn != nil {
 			srcConn.SetReadDeadline(deadline)
@@ -35,7 +50,7 @@ func copyIdle(dst net.Conn, src io.Reader, n int64, idle time.Duration) (int64, 
 		// To a TCP connection this is splice or sendfile (the buffer is
 		// unused); to a yamux stream, 256 KiB frames instead of io.Copy's
 		// 32 KiB.
-		k, err := copyBuffered(dst, io.LimitReader(src, min(idleChunk, n-done)))
+		k, err := copyBuffered(dst, io.LimitReader(src, min(chunk, n-done)))
 		done += k
 		if err != nil {
 			return done, err
@@ -43,6 +58,7 @@ func copyIdle(dst net.Conn, src io.Reader, n int64, idle time.Duration) (int64, 
 		if k == 0 {
 			return done, fmt.Errorf("%w after %d of %d bytes", io.ErrUnexpectedEOF, done, n)
 		}
+		chunk = nextChunk(k, time.Since(start), idle)
 	}
 	return done, nil
 }
@@ -50,14 +66,16 @@ func copyIdle(dst net.Conn, src io.Reader, n int64, idle time.Duration) (int64, 
 // writeIdle writes p to dst in chunks under the same idle rule.
 func writeIdle(dst net.Conn, p []byte, idle time.Duration) (int, error) {
 	defer dst.SetWriteDeadline(time.Time{})
-	done := 0
+	done, chunk := 0, int64(minIdleChunk)
 	for done < len(p) {
-		dst.SetWriteDeadline(time.Now().Add(idle))
-		k, err := dst.Write(p[done:min(done+idleChunk, len(p))])
+		start := time.Now()
+		dst.SetWriteDeadline(start.Add(idle))
+		k, err := dst.Write(p[done:min(done+int(chunk), len(p))])
 		done += k
 		if err != nil {
 			return done, err
 		}
+		chunk = nextChunk(int64(k), time.Since(start), idle)
 	}
 	return done, nil
 }

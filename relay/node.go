@@ -225,24 +225,61 @@ func (n *Node) acceptStreams(sess *yamux.Session) error {
 	var streams sync.WaitGroup
 	defer streams.Wait()
 	var inflight atomic.Int64
+	var mu sync.Mutex
+	live := map[*yamux.Stream]struct{}{}
+	defer func() {
+		// yamux v0.1.2 spins a Read or Write blocked when its session
+		// shuts down until Close reaches that stream (hashicorp/yamux#176):
+		// with thousands of streams that is seconds of CPU. A deadline of
+		// now wakes a blocked Read; Close makes every later Write fail, where
+		// a deadline alone would be renewed by the idle-chunked writers.
+		mu.Lock()
+		for st := range live {
+			st.SetDeadline(time.Now())
+			st.Close()
+		}
+		mu.Unlock()
+	}()
 	for {
 		st, err := sess.AcceptStream()
 		if err != nil {
 			return err
 		}
+		// Every open stream can hold a window of unread bytes in yamux,
+		// served, refused or done and awaiting the peer's FIN: a peer that
+		// keeps far more open than it may use is dropped.
+		if sess.NumStreams() > 2*n.cfg.MaxStreamsPerLink+16 {
+			st.Close()
+			return fmt.Errorf("the peer holds more than %d streams open", 2*n.cfg.MaxStreamsPerLink+16)
+		}
+		mu.Lock()
+		live[st] = struct{}{}
+		mu.Unlock()
 		streams.Add(1)
 		n.active.add()
-		perLink, total := inflight.Add(1), n.streams.Add(1)
+		// A stream over the link's limit does not count toward the node's,
+		// so that one link cannot make the node busy for every other.
+		perLink := inflight.Add(1)
+		overLink := perLink > int64(n.cfg.MaxStreamsPerLink)
+		var total int64
+		if !overLink {
+			total = n.streams.Add(1)
+		}
 		go func() {
 			defer streams.Done()
 			defer n.active.done()
 			defer inflight.Add(-1)
-			defer n.streams.Add(-1)
-			switch {
-			case perLink > int64(n.cfg.MaxStreamsPerLink):
+			defer func() {
+				mu.Lock()
+				delete(live, st)
+				mu.Unlock()
+			}()
+			if overLink {
 				n.refuseBusy(st, fmt.Sprintf("more than %d streams on this link", n.cfg.MaxStreamsPerLink))
 				return
-			case total > int64(n.cfg.MaxStreams):
+			}
+			defer n.streams.Add(-1)
+			if total > int64(n.cfg.MaxStreams) {
 				n.refuseBusy(st, fmt.Sprintf("more than %d streams on this node", n.cfg.MaxStreams))
 				return
 			}

@@ -75,6 +75,13 @@ func (c *Client) Resume(ctx context.Context, name, dir string, progress func(Fil
 			os.Remove(metaPath)
 			return "", info, fmt.Errorf("%w (the partial download was removed; run again)", err)
 		}
+		if fi, serr := part.Stat(); serr == nil && fi.Size() == 0 {
+			// Nothing arrived (a refusal, say): leave nothing behind.
+			part.Close()
+			os.Remove(partPath)
+			os.Remove(metaPath)
+			return "", info, err
+		}
 		part.Sync() // keep what arrived for the next --resume
 		return "", info, err
 	}
