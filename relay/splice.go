@@ -51,7 +51,6 @@ func closeWrite(c net.Conn) error {
 // copier is one direction of a splice: it copies src to dst through a
 // buffer from bufs, then half-closes end (dst's bare connection).
 type copier struct {
-	name    string
 	dst     io.Writer
 	src     io.Reader
 	end     net.Conn
@@ -78,8 +77,8 @@ func (c *copier) run(done chan<- *copier) {
 // aborts both. It closes both connections before it returns.
 func splice(up, down net.Conn, linger, idle time.Duration) (toUp int64, err error) {
 	done := make(chan *copier, 2)
-	request := &copier{name: "request", dst: down, src: up, end: down, bufs: requestBufs, bufSize: requestBufSize}
-	answer := &copier{name: "answer", dst: idleConn{up, idle}, src: idleConn{down, idle}, end: up, bufs: copyBufs, bufSize: copyBufSize}
+	request := &copier{dst: down, src: up, end: down, bufs: requestBufs, bufSize: requestBufSize}
+	answer := &copier{dst: idleConn{up, idle}, src: idleConn{down, idle}, end: up, bufs: copyBufs, bufSize: copyBufSize}
 	go request.run(done)
 	go answer.run(done)
 
