@@ -21,3 +21,5 @@ require (
 	github.com/xrash/smetrics v0.0.0-20240521201337-686a1a2994c1 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 )
+
+replace github.com/hashicorp/yamux => ./third_party/yamux
