@@ -15,6 +15,10 @@ import (
 // benchChain starts a terminal serving dir with the given cache size and
 // relays in front of it, and returns the route.
 func benchChain(b *testing.B, dir string, cacheSize int64, relays int) route.Route {
+	return benchChainT(b, dir, cacheSize, relays)
+}
+
+func benchChainT(b testing.TB, dir string, cacheSize int64, relays int) route.Route {
 	b.Helper()
 	start := func(cfg relay.Config) string {
 		n, err := relay.New(cfg)
@@ -77,4 +81,35 @@ func BenchmarkGet1MiB(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkSmallGet fetches a cached 4 KiB file through 3 relays over the
+// mux, 32 requests in flight per CPU, as the bench's small-GET table does.
+//
+//	go test -run '^$' -bench SmallGet ./relay/
+func BenchmarkSmallGet(b *testing.B) {
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "s.bin"), make([]byte, 4<<10), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cl, err := relay.NewClient(relay.ClientConfig{Route: benchChain(b, dir, 64<<20, 3)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	if _, err := cl.Get(ctx, "s.bin", io.Discard, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := cl.Get(ctx, "s.bin", io.Discard, nil); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

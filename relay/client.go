@@ -430,6 +430,20 @@ func (c *Client) get(ctx context.Context, name string, w io.Writer, start startF
 	return info, nil
 }
 
+// readErr remembers the error its reader returned.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErr) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
+}
+
 // receive copies exactly n bytes from r to w, then reads the trailer and
 // checks the CRC-32C of the bytes, and the whole file's SHA-256 when the
 // client verifies by SHA-256 or prefix (which has hashed the bytes before
@@ -444,9 +458,14 @@ func (c *Client) receive(r io.Reader, w io.Writer, n int64, prefix hash.Hash, in
 	if sha != nil {
 		sinks = append(sinks, sha)
 	}
-	got, err := copyBuffered(io.MultiWriter(sinks...), io.LimitReader(r, n))
+	src := &readErr{r: io.LimitReader(r, n)}
+	got, err := copyBuffered(io.MultiWriter(sinks...), src)
 	if err == nil && got < n {
 		err = fmt.Errorf("%w: got %d of %d bytes", ErrTruncated, got, n)
+	} else if err != nil && err == src.err {
+		// The route broke mid-body (a write error, such as a full disk,
+		// is returned as it is).
+		err = fmt.Errorf("%w after %d of %d bytes: %w", ErrTruncated, got, n, err)
 	}
 	if err != nil {
 		return err

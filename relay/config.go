@@ -37,6 +37,9 @@ type Config struct {
 	// direction to finish once the first has, and how long the terminal
 	// waits for a client's goodbye.
 	Linger time.Duration
+	// NoRequestLog leaves out the info line logged for each request that
+	// succeeded; failed requests are still logged, at warn.
+	NoRequestLog bool
 	// StreamWindow is the yamux per-stream receive window in bytes.
 	StreamWindow uint32
 	// MaxStreamsPerLink caps concurrent streams on one inbound link; a

@@ -111,6 +111,9 @@ func yamuxConfig(window uint32) *yamux.Config {
 	// A stream whose peer stopped reading is reset after this, rather than
 	// holding its window and goroutines for yamux's default 5 minutes.
 	y.StreamCloseTimeout = 30 * time.Second
+	// Every stream starts with a request from its opener, so the SYN and
+	// the ACK can ride on the first frame each way (patched yamux).
+	y.LazyOpen = true
 	return y
 }
 

@@ -207,7 +207,7 @@ func (n *Node) serveConn(conn net.Conn) error {
 	if mode == route.ModeRaw {
 		return n.serveRaw(conn)
 	}
-	sess, err := yamux.Server(&coalesceConn{Conn: conn}, n.ycfg)
+	sess, err := yamux.Server(conn, n.ycfg)
 	if err != nil {
 		return fmt.Errorf("start session: %w", err)
 	}
@@ -268,22 +268,27 @@ func (n *Node) acceptStreams(sess *yamux.Session) error {
 		go func() {
 			defer streams.Done()
 			defer n.active.done()
-			defer inflight.Add(-1)
 			defer func() {
 				mu.Lock()
 				delete(live, st)
 				mu.Unlock()
 			}()
 			if overLink {
+				defer inflight.Add(-1)
 				n.refuseBusy(st, fmt.Sprintf("more than %d streams on this link", n.cfg.MaxStreamsPerLink))
 				return
 			}
-			defer n.streams.Add(-1)
+			// The stream stops counting toward the limits once its answer
+			// is through (it holds no window then, and only waits for the
+			// client's close, which may trail the client's next request).
+			var once sync.Once
+			release := func() { once.Do(func() { n.streams.Add(-1); inflight.Add(-1) }) }
+			defer release()
 			if total > int64(n.cfg.MaxStreams) {
 				n.refuseBusy(st, fmt.Sprintf("more than %d streams on this node", n.cfg.MaxStreams))
 				return
 			}
-			if err := n.serveStream(st); err != nil {
+			if err := n.serveStream(st, release); err != nil {
 				n.cfg.Logger.Debug("stream ended", "err", err)
 			}
 		}()

@@ -65,7 +65,7 @@ func dialSession(ctx context.Context, d *dialer, addr string, ycfg *yamux.Config
 	if err != nil {
 		return nil, err
 	}
-	s, err := yamux.Client(&coalesceConn{Conn: conn}, ycfg)
+	s, err := yamux.Client(conn, ycfg)
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("start session with %s: %w", addr, err)

@@ -8,6 +8,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/hashicorp/yamux"
+
 	"github.com/relaychain/relaychain/route"
 )
 
@@ -27,9 +29,12 @@ type outcome struct {
 }
 
 // serveStream handles the one request of a mux stream, and closes it.
-func (n *Node) serveStream(s net.Conn) error {
+// answered, if not nil, is called once the answer has been passed on in
+// full, when all the stream waits for is its peer's close; it may be
+// called again on return.
+func (n *Node) serveStream(s net.Conn, answered func()) error {
 	defer s.Close()
-	_, err := n.serveRequest(s, s, route.ModeMux)
+	_, err := n.serveRequest(s, s, route.ModeMux, answered)
 	return err
 }
 
@@ -37,7 +42,7 @@ func (n *Node) serveStream(s net.Conn) error {
 // s behind bytes already read) under the header deadline, then relaying or
 // serving it. It reports whether the exchange completed, so that a raw
 // connection can carry the next request.
-func (n *Node) serveRequest(s net.Conn, r io.Reader, mode route.Mode) (clean bool, err error) {
+func (n *Node) serveRequest(s net.Conn, r io.Reader, mode route.Mode, answered func()) (clean bool, err error) {
 	start := time.Now()
 	s.SetReadDeadline(start.Add(n.cfg.HeaderTimeout))
 	req, err := route.ReadRequest(r, n.cfg.MaxHops)
@@ -53,7 +58,7 @@ func (n *Node) serveRequest(s net.Conn, r io.Reader, mode route.Mode) (clean boo
 	case mode == route.ModeRaw:
 		out = n.forwardRaw(s, &req)
 	default:
-		out = n.forward(s, &req)
+		out = n.forward(s, &req, answered)
 	}
 	n.logRequest(&req, &out, time.Since(start))
 	// An error under an OK status stopped the exchange part way; an error
@@ -105,7 +110,7 @@ func writeFrame(s net.Conn, timeout time.Duration, appendTo func([]byte) []byte)
 
 // forward relays req to the next hop and splices the two streams. When the
 // next hop cannot be used it answers with a status that names that hop.
-func (n *Node) forward(up net.Conn, req *route.Request) outcome {
+func (n *Node) forward(up net.Conn, req *route.Request, answered func()) outcome {
 	out := outcome{role: "relay"}
 	next, index := req.Route[1], req.Depth+1
 	down, err := n.pool.open(n.ctx, next)
@@ -115,6 +120,9 @@ func (n *Node) forward(up net.Conn, req *route.Request) outcome {
 	fwd := route.Request{Op: req.Op, Depth: index, Route: req.Route[1:], Name: req.Name}
 	frame, err := fwd.Append(nil)
 	if err == nil {
+		frame, err = appendQueued(frame, up)
+	}
+	if err == nil {
 		down.SetWriteDeadline(time.Now().Add(n.cfg.HeaderTimeout))
 		_, err = down.Write(frame)
 		down.SetWriteDeadline(time.Time{})
@@ -123,10 +131,34 @@ func (n *Node) forward(up net.Conn, req *route.Request) outcome {
 		down.Close()
 		return n.hopFailed(up, index, next, err)
 	}
-	out.bytes, out.err = splice(up, down, n.cfg.Linger, n.cfg.IdleTimeout)
+	out.bytes, out.err = splice(up, down, n.cfg.Linger, n.cfg.IdleTimeout, answered)
 	n.pool.done(next)
 	out.broken = true
 	return out
+}
+
+// maxCarried bounds what appendQueued carries along with a request.
+const maxCarried = 4 << 10
+
+// appendQueued appends to frame what up has already received beyond the
+// request, such as the START a client pipelines with it, up to maxCarried,
+// so that the request and its START travel on in one frame and the
+// terminal finds both at once. It never blocks.
+func appendQueued(frame []byte, up net.Conn) ([]byte, error) {
+	ys, ok := up.(*yamux.Stream)
+	if !ok {
+		return frame, nil
+	}
+	k := min(ys.Buffered(), maxCarried)
+	if k == 0 {
+		return frame, nil
+	}
+	n := len(frame)
+	frame = append(frame, make([]byte, k)...)
+	if _, err := io.ReadFull(ys, frame[n:]); err != nil {
+		return frame[:n], fmt.Errorf("read what followed the request: %w", err)
+	}
+	return frame, nil
 }
 
 // hopFailed answers upstream that the next hop could not be used.
@@ -142,6 +174,14 @@ func (n *Node) hopFailed(up net.Conn, index int, next string, err error) outcome
 // logRequest writes the one line per request.
 func (n *Node) logRequest(req *route.Request, out *outcome, d time.Duration) {
 	level := slog.LevelInfo
+	if out.err != nil || out.status != route.StatusOK {
+		level = slog.LevelWarn
+	} else if n.cfg.NoRequestLog {
+		return
+	}
+	if !n.cfg.Logger.Enabled(n.ctx, level) {
+		return
+	}
 	attrs := []slog.Attr{
 		slog.String("role", out.role),
 		slog.String("op", req.Op.String()),

@@ -8,33 +8,20 @@ import (
 	"github.com/hashicorp/yamux"
 )
 
-// Pooled copy buffers. yamux streams have no ReaderFrom/WriterTo, so
-// io.CopyBuffer uses these; TCP-to-TCP copies bypass them and splice in the
-// kernel. The request direction of a relayed mux stream carries a START
-// and a close at most, so it gets a small buffer: a relayed stream whose
-// reader stalls holds its buffers, and memory under many stalled streams is
-// MaxStreams x (about 3 x the stream window + both buffers). The answer
-// direction gets the large one, which mux throughput needs (256 KiB moves
-// about 45% more than 64 KiB through 3 relays).
-const (
-	copyBufSize    = 256 << 10
-	requestBufSize = 4 << 10
-)
+// Pooled copy buffers, for copies whose source is not a yamux stream: a
+// file into a stream at the terminal, and a stream into the client's sinks.
+// A relayed mux stream needs none: the patched yamux (third_party/yamux)
+// hands each received frame to the next hop with Stream.WriteTo, and a
+// TCP-to-TCP copy splices in the kernel.
+const copyBufSize = 256 << 10
 
-var (
-	copyBufs    = newBufPool(copyBufSize)
-	requestBufs = newBufPool(requestBufSize)
-)
+var copyBufs = newBufPool(copyBufSize)
 
 // copyBuffered is io.CopyBuffer with a pooled buffer.
 func copyBuffered(dst io.Writer, src io.Reader) (int64, error) {
-	return copyWith(copyBufs, copyBufSize, dst, src)
-}
-
-func copyWith(p *bufPool, size int, dst io.Writer, src io.Reader) (int64, error) {
-	bp := p.get()
-	defer p.put(bp)
-	return io.CopyBuffer(dst, src, (*bp)[:size])
+	bp := copyBufs.get()
+	defer copyBufs.put(bp)
+	return io.CopyBuffer(dst, src, (*bp)[:copyBufSize])
 }
 
 // closeWrite half-closes c: the peer reads EOF, and c can still be read.
@@ -48,24 +35,77 @@ func closeWrite(c net.Conn) error {
 	return c.Close()
 }
 
-// copier is one direction of a splice: it copies src to dst through a
-// buffer from bufs, then half-closes end (dst's bare connection).
+// writeClose writes p to c and half-closes c, in one frame on a yamux
+// stream.
+func writeClose(c net.Conn, p []byte) (int, error) {
+	if ys, ok := c.(*yamux.Stream); ok {
+		return ys.WriteClose(p)
+	}
+	n, err := c.Write(p)
+	if err == nil {
+		err = closeWrite(c)
+	}
+	return n, err
+}
+
+// copier is one direction of a splice: it runs copy, then half-closes
+// end (the destination's bare connection).
 type copier struct {
-	dst     io.Writer
-	src     io.Reader
-	end     net.Conn
-	bufs    *bufPool
-	bufSize int
-	n       int64
-	err     error
+	copy func() (int64, error)
+	end  net.Conn
+	n    int64
+	err  error
 }
 
 func (c *copier) run(done chan<- *copier) {
-	c.n, c.err = copyWith(c.bufs, c.bufSize, c.dst, c.src)
+	c.n, c.err = c.copy()
 	if c.err == nil {
 		c.err = closeWrite(c.end)
 	}
 	done <- c
+}
+
+// copyStream copies src to dst until EOF. A yamux stream is forwarded
+// frame by frame with its WriteTo, which hands dst each frame's buffer
+// without a copy; the frame's bytes stay in src's receive window until
+// dst has taken them, so a stalled dst holds one window of src. With idle
+// set, both deadlines are renewed as each frame moves, as idleConn does.
+func copyStream(dst, src net.Conn, idle time.Duration) (int64, error) {
+	ys, ok := src.(*yamux.Stream)
+	if !ok {
+		if idle > 0 {
+			dst, src = idleConn{dst, idle}, idleConn{src, idle}
+		}
+		return copyBuffered(dst, src)
+	}
+	if idle <= 0 {
+		return ys.WriteTo(dst)
+	}
+	ys.SetReadDeadline(time.Now().Add(idle))
+	return ys.WriteTo(renewWriter{dst: dst, src: ys, idle: idle})
+}
+
+// renewWriter writes to dst under a write deadline idle from now, and then
+// moves src's read deadline to idle from now.
+type renewWriter struct {
+	dst, src net.Conn
+	idle     time.Duration
+}
+
+func (w renewWriter) Write(p []byte) (int, error) {
+	w.dst.SetWriteDeadline(time.Now().Add(w.idle))
+	n, err := w.dst.Write(p)
+	w.src.SetReadDeadline(time.Now().Add(w.idle))
+	return n, err
+}
+
+// WriteClose is Write followed by a half-close of dst, in one frame when
+// dst is a yamux stream (Stream.WriteTo uses it for the last bytes).
+func (w renewWriter) WriteClose(p []byte) (int, error) {
+	w.dst.SetWriteDeadline(time.Now().Add(w.idle))
+	n, err := writeClose(w.dst, p)
+	w.src.SetReadDeadline(time.Now().Add(w.idle))
+	return n, err
 }
 
 // splice copies up->down and down->up until both directions end, with
@@ -75,10 +115,13 @@ func (c *copier) run(done chan<- *copier) {
 // request direction has linger to see the client's close; an error in
 // either direction, or the request direction ending first (a cancel),
 // aborts both. It closes both connections before it returns.
-func splice(up, down net.Conn, linger, idle time.Duration) (toUp int64, err error) {
+//
+// answered, if not nil, is called when the answer direction ends without
+// an error.
+func splice(up, down net.Conn, linger, idle time.Duration, answered func()) (toUp int64, err error) {
 	done := make(chan *copier, 2)
-	request := &copier{dst: down, src: up, end: down, bufs: requestBufs, bufSize: requestBufSize}
-	answer := &copier{dst: idleConn{up, idle}, src: idleConn{down, idle}, end: up, bufs: copyBufs, bufSize: copyBufSize}
+	request := &copier{copy: func() (int64, error) { return copyStream(down, up, 0) }, end: down}
+	answer := &copier{copy: func() (int64, error) { return copyStream(up, down, idle) }, end: up}
 	go request.run(done)
 	go answer.run(done)
 
@@ -94,6 +137,9 @@ func splice(up, down net.Conn, linger, idle time.Duration) (toUp int64, err erro
 		up.Close()
 		down.Close()
 	} else {
+		if answered != nil {
+			answered()
+		}
 		deadline := time.Now().Add(linger)
 		up.SetDeadline(deadline)
 		down.SetDeadline(deadline)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/yamux"
+
 	"github.com/relaychain/relaychain/cache"
 	"github.com/relaychain/relaychain/route"
 )
@@ -104,13 +106,30 @@ func (n *Node) serveGet(s net.Conn, req *route.Request, name string, fail failFu
 	resp := route.Response{Status: route.StatusOK, HopIndex: req.Depth, Hop: req.Route[0],
 		Size: obj.Size, ModTime: obj.ModTime.UnixNano(), Cached: obj.Data != nil}
 	resp.Digest, resp.HasDigest = n.knownDigest(&obj)
-	if err := n.respond(s, &resp); err != nil {
-		out.err = err
-		return out
+	// The client pipelines START with its request and relays carry the
+	// two on together, so START is usually here already: then a small hit
+	// goes out as one write, response, bytes and trailer.
+	early := startQueued(s)
+	if !early {
+		if err := n.respond(s, &resp); err != nil {
+			out.err = err
+			return out
+		}
 	}
 	s.SetReadDeadline(time.Now().Add(n.cfg.HeaderTimeout))
 	off, below, err := route.ReadStartBelow(s)
 	s.SetReadDeadline(time.Time{})
+	if early {
+		if err == nil && obj.Data != nil && off <= obj.Size && obj.Size-off <= maxOneWrite &&
+			(below == 0 || obj.Size < below) {
+			out.bytes, out.err = n.sendSmall(s, &resp, &obj, off)
+			return out
+		}
+		if err := n.respond(s, &resp); err != nil {
+			out.err = err
+			return out
+		}
+	}
 	if err == nil && below > 0 && obj.Size >= below {
 		// A conditional START for a file too large for it: send nothing.
 		// The client fetches the file another way (over a raw link).
@@ -141,6 +160,40 @@ func (n *Node) serveGet(s net.Conn, req *route.Request, name string, fail failFu
 	// must not eat that request's first byte.
 	out.bytes, out.err = n.sendBody(s, &obj, off, stop)
 	return out
+}
+
+// maxOneWrite is the largest hit sendSmall sends.
+const maxOneWrite = 64 << 10
+
+// oneWriteBufs pools sendSmall's buffers.
+var oneWriteBufs = newBufPool(maxOneWrite + 1024)
+
+// startQueued reports whether a whole START frame (offset only, the
+// shortest) has arrived on s, so that reading it will not wait.
+func startQueued(s net.Conn) bool {
+	ys, ok := s.(*yamux.Stream)
+	return ok && ys.Buffered() >= route.FrameHeaderLen+8
+}
+
+// sendSmall answers a get for a cached file of at most maxOneWrite bytes
+// from off, whose START has been read, with one write that also half-closes
+// s: the response, the bytes and the trailer. It returns the file bytes
+// sent.
+func (n *Node) sendSmall(s net.Conn, resp *route.Response, obj *cache.Object, off int64) (int64, error) {
+	body := obj.Data[off:]
+	tr := route.Trailer{HasCRC32C: true, HasSHA256: true, SHA256: obj.SHA256,
+		CRC32C: crc32.Update(0, cache.Castagnoli, body)}
+	bp := oneWriteBufs.get()
+	defer oneWriteBufs.put(bp)
+	b := append(resp.Append((*bp)[:0]), body...)
+	*bp = tr.Append(b)
+	s.SetWriteDeadline(time.Now().Add(n.cfg.IdleTimeout))
+	defer s.SetWriteDeadline(time.Time{})
+	// The FIN rides with the answer: nothing follows it on this stream.
+	if k, err := writeClose(s, *bp); err != nil {
+		return int64(max(0, min(k-(len(b)-len(body)), len(body)))), fmt.Errorf("send %s: %w", obj.Name, err)
+	}
+	return int64(len(body)), nil
 }
 
 // knownDigest returns the whole-file SHA-256 of obj when it is known

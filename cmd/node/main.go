@@ -55,6 +55,7 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "tls-ca", EnvVars: env("TLS_CA"), Usage: "mutual TLS: the CA `FILE` every peer's certificate must be signed by"},
 			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: env("LOG_FORMAT"), Usage: "log as `text` or json"},
 			&cli.BoolFlag{Name: "debug", EnvVars: env("DEBUG"), Usage: "also log links and streams that end in errors"},
+			&cli.BoolFlag{Name: "quiet", EnvVars: env("QUIET"), Usage: "do not log a line per request (as nginx's access_log off); failed requests are still logged"},
 		},
 		Action: run,
 	}
@@ -66,6 +67,7 @@ func config(c *cli.Context) (relay.Config, error) {
 	if c.Bool("debug") {
 		level = slog.LevelDebug
 	}
+	cfg.NoRequestLog = c.Bool("quiet")
 	logger, err := cliutil.NewLogger(os.Stderr, c.String("log-format"), level)
 	if err != nil {
 		return cfg, err

@@ -182,7 +182,7 @@ func (e *env) startNode(ctx context.Context, name string, args ...string) (*proc
 
 // startNodeBin is startNode with another node binary.
 func (e *env) startNodeBin(ctx context.Context, bin, name string, args ...string) (*proc, error) {
-	argv := append([]string{bin, "--listen", "127.0.0.1:0"}, args...)
+	argv := append([]string{bin, "--listen", "127.0.0.1:0", "--quiet"}, args...)
 	p, err := e.ps.start(name, argv, nil)
 	if err != nil {
 		return nil, err

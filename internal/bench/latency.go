@@ -77,6 +77,9 @@ func (e *env) runLatency(ctx context.Context, rep *Report) error {
 				results[s.name][c] = append(results[s.name][c], st)
 				e.logf("latency run %d/%d, %d relays, concurrency %d, %s: p50 %s p99 %s %.0f req/s (%d errors)",
 					run, e.cfg.Runs, n, c, s.name, fmtDur(st.p50), fmtDur(st.p99), st.rps, st.errs)
+				if st.errs > 0 {
+					e.logf("  first error: %v", st.firstErr)
+				}
 			}
 		}
 	}

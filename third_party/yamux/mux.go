@@ -48,6 +48,21 @@ type Config struct {
 	// LogOutput can be set, not both.
 	LogOutput io.Writer
 
+	// LazyOpen (relaychain patch) sends nothing when a stream is opened or
+	// accepted: the SYN, or the ACK, and any window growth ride on the
+	// stream's first frame out (its first data, or its close). A request
+	// and its answer then cost one frame each way instead of three. The
+	// peer learns of a stream only once its opener writes or closes, so it
+	// suits protocols where the opener speaks first; with it off, streams
+	// open as upstream's do.
+	LazyOpen bool
+
+	// MaxFrameSize, when not 0, caps the data in one frame (relaychain
+	// patch). Frames smaller than the window keep a stream's data moving
+	// while the receiver forwards an earlier frame before it returns the
+	// window (Stream.WriteTo).
+	MaxFrameSize uint32
+
 	// Logger is used to pass in the logger to be used. Either Logger or
 	// LogOutput can be set, not both.
 	Logger Logger

@@ -2,11 +2,9 @@ package yamux
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"io/ioutil"
 	"log"
 	"math"
 	"net"
@@ -67,6 +65,14 @@ type Session struct {
 	// or to send a header out directly.
 	sendCh chan *sendReady
 
+	// writeSem is held by whoever writes to conn: the send loop, or a
+	// writer taking the direct path (relaychain patch).
+	writeSem chan struct{}
+
+	// deadlineConn is conn when it can take write deadlines; only then
+	// may a writer write directly.
+	deadlineConn interface{ SetWriteDeadline(time.Time) error }
+
 	// recvDoneCh is closed when recv() exits to avoid a race
 	// between stream registration and stream shutdown
 	recvDoneCh chan struct{}
@@ -87,6 +93,9 @@ type sendReady struct {
 	mu   sync.Mutex // Protects Body from unsafe reads.
 	Body []byte
 	Err  chan error
+	// taken is set, under mu, once the send loop has started writing Body
+	// (relaychain patch: it writes the caller's buffer, not a copy).
+	taken bool
 }
 
 // newSession is used to construct a new session
@@ -107,9 +116,13 @@ func newSession(config *Config, conn io.ReadWriteCloser, client bool) *Session {
 		synCh:      make(chan struct{}, config.AcceptBacklog),
 		acceptCh:   make(chan *Stream, config.AcceptBacklog),
 		sendCh:     make(chan *sendReady, 64),
+		writeSem:   make(chan struct{}, 1),
 		recvDoneCh: make(chan struct{}),
 		sendDoneCh: make(chan struct{}),
 		shutdownCh: make(chan struct{}),
+	}
+	if dc, ok := conn.(interface{ SetWriteDeadline(time.Time) error }); ok && config.ConnectionWriteTimeout > 0 {
+		s.deadlineConn = dc
 	}
 	if client {
 		s.nextStreamID = 1
@@ -194,6 +207,10 @@ GET_ID:
 		go s.setOpenTimeout(stream)
 	}
 
+	if s.config.LazyOpen {
+		return stream, nil // the SYN rides on the stream's first frame
+	}
+
 	// Send the window update to create
 	if err := stream.sendWindowUpdate(); err != nil {
 		select {
@@ -242,6 +259,9 @@ func (s *Session) Accept() (net.Conn, error) {
 func (s *Session) AcceptStream() (*Stream, error) {
 	select {
 	case stream := <-s.acceptCh:
+		if s.config.LazyOpen {
+			return stream, nil // the ACK rides on the stream's first frame
+		}
 		if err := stream.sendWindowUpdate(); err != nil {
 			return nil, err
 		}
@@ -258,6 +278,9 @@ func (s *Session) AcceptStreamWithContext(ctx context.Context) (*Stream, error) 
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case stream := <-s.acceptCh:
+		if s.config.LazyOpen {
+			return stream, nil // the ACK rides on the stream's first frame
+		}
 		if err := stream.sendWindowUpdate(); err != nil {
 			return nil, err
 		}
@@ -296,6 +319,17 @@ func (s *Session) Close() error {
 	}
 	<-s.sendDoneCh
 	return nil
+}
+
+// exitCause returns what ended the session: the error that made it exit,
+// or ErrSessionShutdown after Close (relaychain patch).
+func (s *Session) exitCause() error {
+	s.shutdownErrLock.Lock()
+	defer s.shutdownErrLock.Unlock()
+	if s.shutdownErr == nil {
+		return ErrSessionShutdown
+	}
+	return s.shutdownErr
 }
 
 // exitErr is used to handle an error that is causing the
@@ -389,6 +423,9 @@ func (s *Session) waitForSend(hdr header, body []byte) error {
 // potential shutdown. Since there's the expectation that sends can happen
 // in a timely manner, we enforce the connection write timeout here.
 func (s *Session) waitForSendErr(hdr header, body []byte, errCh chan error) error {
+	if sent, err := s.sendDirect(hdr, body); sent {
+		return err
+	}
 	t := timerPool.Get()
 	timer := t.(*time.Timer)
 	timer.Reset(s.config.ConnectionWriteTimeout)
@@ -410,24 +447,33 @@ func (s *Session) waitForSendErr(hdr header, body []byte, errCh chan error) erro
 		return ErrConnectionWriteTimeout
 	}
 
+	// bodyCopy makes sure the send loop no longer reads the caller's body
+	// once this returns early: a body not yet taken is replaced by a copy;
+	// a body being written is waited for, after closing the session if the
+	// write is what timed out (a connection that cannot take one frame in
+	// ConnectionWriteTimeout is dead). The send loop always reports on
+	// errCh for a body it took.
 	bodyCopy := func() {
 		if body == nil {
 			return // A nil body is ignored.
 		}
-
-		// In the event of session shutdown or connection write timeout,
-		// we need to prevent `send` from reading the body buffer after
-		// returning from this function since the caller may re-use the
-		// underlying array.
 		ready.mu.Lock()
-		defer ready.mu.Unlock()
-
-		if ready.Body == nil {
-			return // Body was already copied in `send`.
+		if !ready.taken {
+			newBody := make([]byte, len(body))
+			copy(newBody, body)
+			ready.Body = newBody
+			ready.mu.Unlock()
+			return
 		}
-		newBody := make([]byte, len(body))
-		copy(newBody, body)
-		ready.Body = newBody
+		ready.mu.Unlock()
+		select {
+		case <-errCh:
+			return
+		case <-s.shutdownCh:
+		case <-timer.C:
+			go s.exitErr(ErrConnectionWriteTimeout)
+		}
+		<-errCh
 	}
 
 	select {
@@ -440,6 +486,53 @@ func (s *Session) waitForSendErr(hdr header, body []byte, errCh chan error) erro
 		bodyCopy()
 		return ErrConnectionWriteTimeout
 	}
+}
+
+// sendDirect writes a frame from the calling goroutine when nobody else is
+// writing, which saves the hand-off to the send loop and back: two
+// goroutine wake-ups per frame, the larger part of a small request's cost
+// on each hop (relaychain patch). A write error, or the write deadline
+// (ConnectionWriteTimeout) passing, may leave part of a frame written, so
+// it ends the session. It reports false, having sent nothing, when the
+// connection is busy or cannot take a deadline.
+func (s *Session) sendDirect(hdr header, body []byte) (bool, error) {
+	if s.deadlineConn == nil {
+		return false, nil
+	}
+	select {
+	case s.writeSem <- struct{}{}:
+	default:
+		return false, nil
+	}
+	if s.IsClosed() {
+		<-s.writeSem
+		return true, ErrSessionShutdown
+	}
+	var bufs net.Buffers
+	if len(body) <= smallSend {
+		var frame [headerSize + smallSend]byte
+		bufs = net.Buffers{append(append(frame[:0], hdr...), body...)}
+	} else {
+		bufs = net.Buffers{hdr, body}
+	}
+	err := s.writeConn(&bufs)
+	<-s.writeSem
+	if err != nil {
+		s.logger.Printf("[ERR] yamux: Failed to write frame: %v", err)
+		go s.exitErr(err)
+		return true, err
+	}
+	return true, nil
+}
+
+// writeConn writes bufs to the connection under the write deadline. The
+// caller holds writeSem.
+func (s *Session) writeConn(bufs *net.Buffers) error {
+	if s.deadlineConn != nil {
+		s.deadlineConn.SetWriteDeadline(time.Now().Add(s.config.ConnectionWriteTimeout))
+	}
+	_, err := bufs.WriteTo(s.conn)
+	return err
 }
 
 // sendNoWait does a send without waiting. Since there's the expectation that
@@ -475,52 +568,81 @@ func (s *Session) send() {
 	}
 }
 
+// maxSendBatch bounds the frames one write of the send loop carries.
+const maxSendBatch = 64
+
+// smallSend is the size up to which the send loop copies a header or body
+// into one staging buffer instead of writing it from its own slice.
+const smallSend = 2 << 10
+
+// sendLoop writes queued frames. relaychain patch: upstream copied each
+// body into a buffer and wrote the header and the body with two writes.
+// This loop takes every frame already queued (up to maxSendBatch), copies
+// headers and small bodies into one staging buffer, and writes the lot with
+// net.Buffers: one writev on a TCP connection (one Write per buffer on
+// others, such as TLS), large bodies from the caller's own slices. The caller waits on Err until the write is done,
+// so its body is not reused meanwhile (see waitForSendErr).
 func (s *Session) sendLoop() error {
 	defer close(s.sendDoneCh)
-	var bodyBuf bytes.Buffer
+	var (
+		batch []*sendReady
+		bufs  net.Buffers
+		stage = make([]byte, 0, 64<<10)
+	)
 	for {
-		bodyBuf.Reset()
-
 		select {
 		case ready := <-s.sendCh:
-			// Send a header if ready
-			if ready.Hdr != nil {
-				_, err := s.conn.Write(ready.Hdr)
-				if err != nil {
-					s.logger.Printf("[ERR] yamux: Failed to write header: %v", err)
-					asyncSendErr(ready.Err, err)
-					return err
+			batch = append(batch[:0], ready)
+		DRAIN:
+			for len(batch) < maxSendBatch {
+				select {
+				case r := <-s.sendCh:
+					batch = append(batch, r)
+				default:
+					break DRAIN
 				}
 			}
-
-			ready.mu.Lock()
-			if ready.Body != nil {
-				// Copy the body into the buffer to avoid
-				// holding a mutex lock during the write.
-				_, err := bodyBuf.Write(ready.Body)
-				if err != nil {
-					ready.Body = nil
-					ready.mu.Unlock()
-					s.logger.Printf("[ERR] yamux: Failed to copy body into buffer: %v", err)
-					asyncSendErr(ready.Err, err)
-					return err
+			bufs, stage = bufs[:0], stage[:0]
+			mark := 0 // stage[mark:] is not yet in bufs
+			for _, r := range batch {
+				stage = append(stage, r.Hdr...)
+				r.mu.Lock()
+				body := r.Body
+				if len(body) <= smallSend {
+					// Copied: the caller's buffer is free from here on.
+					stage = append(stage, body...)
+					r.Body = nil
+					r.mu.Unlock()
+					continue
 				}
-				ready.Body = nil
+				r.taken = true
+				r.mu.Unlock()
+				bufs = append(bufs, stage[mark:], body)
+				mark = len(stage)
 			}
-			ready.mu.Unlock()
-
-			if bodyBuf.Len() > 0 {
-				// Send data from a body if given
-				_, err := s.conn.Write(bodyBuf.Bytes())
-				if err != nil {
-					s.logger.Printf("[ERR] yamux: Failed to write body: %v", err)
-					asyncSendErr(ready.Err, err)
-					return err
-				}
+			if mark < len(stage) {
+				bufs = append(bufs, stage[mark:])
 			}
-
-			// No error, successful send
-			asyncSendErr(ready.Err, nil)
+			var err error
+			select {
+			case s.writeSem <- struct{}{}:
+				iov := bufs // WriteTo consumes its receiver
+				err = s.writeConn(&iov)
+				<-s.writeSem
+			case <-s.shutdownCh:
+				err = ErrSessionShutdown
+			}
+			for _, r := range batch {
+				r.mu.Lock()
+				r.Body = nil
+				r.mu.Unlock()
+				asyncSendErr(r.Err, err)
+			}
+			clear(batch)
+			if err != nil {
+				s.logger.Printf("[ERR] yamux: Failed to write frames: %v", err)
+				return err
+			}
 		case <-s.shutdownCh:
 			return nil
 		}
@@ -595,7 +717,7 @@ func (s *Session) handleStreamMessage(hdr header) error {
 		// Drain any data on the wire
 		if hdr.MsgType() == typeData && hdr.Length() > 0 {
 			s.logger.Printf("[WARN] yamux: Discarding data for stream: %d", id)
-			if _, err := io.CopyN(ioutil.Discard, s.bufRead, int64(hdr.Length())); err != nil {
+			if _, err := io.CopyN(io.Discard, s.bufRead, int64(hdr.Length())); err != nil {
 				s.logger.Printf("[ERR] yamux: Failed to discard data: %v", err)
 				return nil
 			}

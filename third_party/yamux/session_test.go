@@ -660,7 +660,7 @@ func TestSendData_Large(t *testing.T) {
 			return
 		}
 
-		t.Logf("cap=%d, n=%d\n", stream.recvBuf.Cap(), sz)
+		t.Logf("queued=%d, n=%d\n", stream.recv.len(), sz)
 		errCh <- nil
 	}()
 

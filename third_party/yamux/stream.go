@@ -1,7 +1,6 @@
 package yamux
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"sync"
@@ -34,7 +33,7 @@ type Stream struct {
 	state     streamState
 	stateLock sync.Mutex
 
-	recvBuf  *bytes.Buffer
+	recv     recvQueue
 	recvLock sync.Mutex
 
 	controlHdr     header
@@ -68,7 +67,7 @@ func newStream(session *Session, id uint32, state streamState) *Stream {
 		state:        state,
 		controlHdr:   header(make([]byte, headerSize)),
 		controlErr:   make(chan error, 1),
-		sendHdr:      header(make([]byte, headerSize)),
+		sendHdr:      header(make([]byte, 2*headerSize)),
 		sendErr:      make(chan error, 1),
 		recvWindow:   initialStreamWindow,
 		sendWindow:   initialStreamWindow,
@@ -94,38 +93,11 @@ func (s *Stream) StreamID() uint32 {
 // Read is used to read from the stream
 func (s *Stream) Read(b []byte) (n int, err error) {
 	defer asyncNotify(s.recvNotifyCh)
-START:
-
-	// If the stream is closed and there's no data buffered, return EOF
-	s.stateLock.Lock()
-	switch s.state {
-	case streamLocalClose:
-		// LocalClose only prohibits further local writes. Handle reads normally.
-	case streamRemoteClose:
-		fallthrough
-	case streamClosed:
-		s.recvLock.Lock()
-		if s.recvBuf == nil || s.recvBuf.Len() == 0 {
-			s.recvLock.Unlock()
-			s.stateLock.Unlock()
-			return 0, io.EOF
-		}
-		s.recvLock.Unlock()
-	case streamReset:
-		s.stateLock.Unlock()
-		return 0, ErrConnectionReset
+	if err := s.awaitData(); err != nil {
+		return 0, err
 	}
-	s.stateLock.Unlock()
-
-	// If there is no data available, block
 	s.recvLock.Lock()
-	if s.recvBuf == nil || s.recvBuf.Len() == 0 {
-		s.recvLock.Unlock()
-		goto WAIT
-	}
-
-	// Read any bytes
-	n, _ = s.recvBuf.Read(b)
+	n = s.recv.read(b)
 	s.recvLock.Unlock()
 
 	// Send a window update potentially
@@ -134,28 +106,112 @@ START:
 		err = nil
 	}
 	return n, err
+}
 
-WAIT:
-	var timeout <-chan time.Time
-	var timer *time.Timer
-	readDeadline := s.readDeadline.Load().(time.Time)
-	if !readDeadline.IsZero() {
-		delay := time.Until(readDeadline)
-		timer = time.NewTimer(delay)
-		timeout = timer.C
-	}
-	select {
-	case <-s.session.shutdownCh:
-	case <-s.recvNotifyCh:
-	case <-timeout:
-		return 0, ErrTimeout
-	}
-	if timer != nil {
-		if !timer.Stop() {
-			<-timeout
+// WriteTo writes the stream's data to w until EOF, handing w each received
+// frame's buffer in one Write without copying it (relaychain patch). A
+// frame's bytes count against the receive window until w.Write returns, so
+// a stream whose writer stalls holds at most one window. When w has a
+// WriteClose method, as a Stream does, the bytes that arrived with the
+// peer's FIN go out with WriteClose. It returns nil at EOF, and the first
+// error otherwise.
+func (s *Stream) WriteTo(w io.Writer) (total int64, err error) {
+	defer asyncNotify(s.recvNotifyCh)
+	wc, _ := w.(interface{ WriteClose([]byte) (int, error) })
+	for {
+		if err := s.awaitData(); err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return total, err
+		}
+		s.recvLock.Lock()
+		c := s.recv.take()
+		last := s.recv.empty()
+		s.recvLock.Unlock()
+		if last {
+			s.stateLock.Lock()
+			last = s.state == streamRemoteClose || s.state == streamClosed
+			s.stateLock.Unlock()
+		}
+
+		var k int
+		var werr error
+		if last && wc != nil {
+			// The peer's FIN came with these bytes: pass both on in one
+			// frame (w is, or wraps, a Stream).
+			k, werr = wc.WriteClose(c.b)
+		} else {
+			k, werr = w.Write(c.b)
+		}
+		total += int64(k)
+		s.recvLock.Lock()
+		s.recv.release(len(c.b))
+		s.recvLock.Unlock()
+		putChunk(c.buf)
+		if werr != nil {
+			return total, werr
+		}
+		if err := s.sendWindowUpdate(); err != nil && err != ErrSessionShutdown {
+			return total, err
 		}
 	}
-	goto START
+}
+
+// awaitData blocks until data is queued (nil), the stream ends (io.EOF or
+// ErrConnectionReset), the read deadline passes (ErrTimeout) or the session
+// shuts down with nothing queued (what ended the session: a connection
+// error, or ErrSessionShutdown after a local Close).
+func (s *Stream) awaitData() error {
+	for {
+		// If the stream is closed and there's no data buffered, return EOF
+		s.stateLock.Lock()
+		state := s.state
+		s.stateLock.Unlock()
+		s.recvLock.Lock()
+		empty := s.recv.empty()
+		s.recvLock.Unlock()
+		switch {
+		case state == streamReset:
+			return ErrConnectionReset
+		case !empty:
+			return nil
+		case state == streamRemoteClose || state == streamClosed:
+			return io.EOF
+		}
+
+		var timeout <-chan time.Time
+		var timer *time.Timer
+		readDeadline := s.readDeadline.Load().(time.Time)
+		if !readDeadline.IsZero() {
+			delay := time.Until(readDeadline)
+			timer = time.NewTimer(delay)
+			timeout = timer.C
+		}
+		shutdown := false
+		select {
+		case <-s.session.shutdownCh:
+			shutdown = true
+		case <-s.recvNotifyCh:
+		case <-timeout:
+			return ErrTimeout
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if shutdown {
+			// relaychain patch: upstream went back to the top here and
+			// spun until Close had force-closed the stream
+			// (hashicorp/yamux#176). Return what is queued, then stop.
+			s.recvLock.Lock()
+			empty := s.recv.empty()
+			s.recvLock.Unlock()
+			if empty {
+				return s.session.exitCause()
+			}
+			return nil
+		}
+	}
 }
 
 // Write is used to write to the stream
@@ -176,9 +232,18 @@ func (s *Stream) Write(b []byte) (n int, err error) {
 // write is used to write to the stream, may return on
 // a short write.
 func (s *Stream) write(b []byte) (n int, err error) {
+	return s.writeFin(b, false)
+}
+
+// writeFin is write; with fin, the frame that carries the end of b also
+// closes the stream (WriteClose).
+func (s *Stream) writeFin(b []byte, fin bool) (n int, err error) {
 	var flags uint16
 	var max uint32
 	var body []byte
+	var hdr header
+	var closing, closeStream bool
+	var openFlags uint16
 START:
 	s.stateLock.Lock()
 	switch s.state {
@@ -204,14 +269,39 @@ START:
 
 	// Send up to our send window
 	max = min(window, uint32(len(b)))
+	if m := s.session.config.MaxFrameSize; m > 0 && max > m {
+		max = m
+	}
 	body = b[:max]
 
 	// Send the header
-	s.sendHdr.encode(typeData, flags, s.id, max)
-	if err = s.session.waitForSendErr(s.sendHdr, body, s.sendErr); err != nil {
+	hdr = s.sendHdr[:headerSize]
+	if flags != 0 {
+		// LazyOpen: this frame opens (SYN) or accepts (ACK) the stream.
+		// Window growth, if any, goes in a window update in front of it.
+		if delta := s.openDelta(); delta > 0 {
+			hdr.encode(typeWindowUpdate, flags, s.id, delta)
+			hdr, flags = s.sendHdr[:2*headerSize], 0
+		}
+	}
+	if fin && int(max) == len(b) {
+		closing, openFlags, closeStream = s.beginClose()
+		if closing {
+			flags |= openFlags | flagFIN
+		}
+	}
+	header(hdr[len(hdr)-headerSize:]).encode(typeData, flags, s.id, max)
+	if closing {
+		defer s.endClose(closeStream)
+	}
+	if err = s.session.waitForSendErr(hdr, body, s.sendErr); err != nil {
 		if errors.Is(err, ErrSessionShutdown) || errors.Is(err, ErrConnectionWriteTimeout) {
 			// Message left in ready queue, header re-use is unsafe.
-			s.sendHdr = header(make([]byte, headerSize))
+			s.sendHdr = header(make([]byte, 2*headerSize))
+			// relaychain patch: so is the error channel, which the send
+			// loop may still answer on; a stale answer would end the
+			// next write before its body was sent.
+			s.sendErr = make(chan error, 1)
 		}
 		return 0, err
 	}
@@ -233,14 +323,18 @@ WAIT:
 	}
 	select {
 	case <-s.session.shutdownCh:
+		// relaychain patch: return rather than spin until Close has
+		// force-closed the stream (hashicorp/yamux#176).
+		if timer != nil {
+			timer.Stop()
+		}
+		return 0, ErrSessionShutdown
 	case <-s.sendNotifyCh:
 	case <-timeout:
 		return 0, ErrTimeout
 	}
 	if timer != nil {
-		if !timer.Stop() {
-			<-timeout
-		}
+		timer.Stop()
 	}
 	goto START
 }
@@ -272,16 +366,21 @@ func (s *Stream) sendWindowUpdate() error {
 	max := s.session.config.MaxStreamWindowSize
 	var bufLen uint32
 	s.recvLock.Lock()
-	if s.recvBuf != nil {
-		bufLen = uint32(s.recvBuf.Len())
-	}
+	bufLen = uint32(s.recv.len())
 	delta := (max - bufLen) - s.recvWindow
+
+	// LazyOpen: a small update does not go out just to carry the SYN or
+	// ACK; those ride on the stream's first frame (relaychain patch).
+	if delta < max/updDiv && s.session.config.LazyOpen {
+		s.recvLock.Unlock()
+		return nil
+	}
 
 	// Determine the flags if any
 	flags := s.sendFlags()
 
 	// Check if we can omit the update
-	if delta < (max/2) && flags == 0 {
+	if delta < max/updDiv && flags == 0 {
 		s.recvLock.Unlock()
 		return nil
 	}
@@ -296,24 +395,52 @@ func (s *Stream) sendWindowUpdate() error {
 		if errors.Is(err, ErrSessionShutdown) || errors.Is(err, ErrConnectionWriteTimeout) {
 			// Message left in ready queue, header re-use is unsafe.
 			s.controlHdr = header(make([]byte, headerSize))
+			s.controlErr = make(chan error, 1) // relaychain patch, as sendErr
 		}
 		return err
 	}
 	return nil
 }
 
+// openDelta takes the window growth still to announce when a lazily
+// opened stream sends its first frame (relaychain patch).
+func (s *Stream) openDelta() uint32 {
+	s.recvLock.Lock()
+	defer s.recvLock.Unlock()
+	max := s.session.config.MaxStreamWindowSize
+	delta := (max - uint32(s.recv.len())) - s.recvWindow
+	if delta < max/updDiv {
+		return 0 // not worth a header yet, as in sendWindowUpdate
+	}
+	s.recvWindow += delta
+	return delta
+}
+
+// Buffered returns the number of received bytes a Read would return
+// without blocking (relaychain patch).
+func (s *Stream) Buffered() int {
+	s.recvLock.Lock()
+	defer s.recvLock.Unlock()
+	return s.recv.n
+}
+
 // sendClose is used to send a FIN
-func (s *Stream) sendClose() error {
+func (s *Stream) sendClose(openFlags uint16) error {
 	s.controlHdrLock.Lock()
 	defer s.controlHdrLock.Unlock()
 
-	flags := s.sendFlags()
+	flags := s.sendFlags() | openFlags
 	flags |= flagFIN
-	s.controlHdr.encode(typeWindowUpdate, flags, s.id, 0)
+	var delta uint32
+	if openFlags != 0 {
+		delta = s.openDelta() // LazyOpen: the close is the first frame
+	}
+	s.controlHdr.encode(typeWindowUpdate, flags, s.id, delta)
 	if err := s.session.waitForSendErr(s.controlHdr, nil, s.controlErr); err != nil {
 		if errors.Is(err, ErrSessionShutdown) || errors.Is(err, ErrConnectionWriteTimeout) {
 			// Message left in ready queue, header re-use is unsafe.
 			s.controlHdr = header(make([]byte, headerSize))
+			s.controlErr = make(chan error, 1) // relaychain patch, as sendErr
 		}
 		return err
 	}
@@ -322,32 +449,43 @@ func (s *Stream) sendClose() error {
 
 // Close is used to close the stream
 func (s *Stream) Close() error {
-	closeStream := false
+	fin, openFlags, closeStream := s.beginClose()
+	if !fin {
+		return nil
+	}
+	s.sendClose(openFlags)
+	s.endClose(closeStream)
+	return nil
+}
+
+// beginClose moves the stream's state for a local close. It reports
+// whether a FIN must be sent, the SYN or ACK flag a lazily opened stream
+// still owes, and whether the stream is then closed both ways.
+func (s *Stream) beginClose() (fin bool, openFlags uint16, closeStream bool) {
 	s.stateLock.Lock()
+	defer s.stateLock.Unlock()
 	switch s.state {
+	case streamInit:
+		// LazyOpen, nothing sent yet: the FIN carries the SYN.
+		openFlags = flagSYN
+		s.state = streamLocalClose
 	// Opened means we need to signal a close
 	case streamSYNSent:
-		fallthrough
+		s.state = streamLocalClose
 	case streamSYNReceived:
-		fallthrough
+		openFlags = flagACK // not accepted, or LazyOpen: not yet ACKed
+		s.state = streamLocalClose
 	case streamEstablished:
 		s.state = streamLocalClose
-		goto SEND_CLOSE
-
-	case streamLocalClose:
 	case streamRemoteClose:
 		s.state = streamClosed
 		closeStream = true
-		goto SEND_CLOSE
-
-	case streamClosed:
-	case streamReset:
+	case streamLocalClose, streamClosed, streamReset:
+		return false, 0, false
 	default:
 		panic("unhandled state")
 	}
-	s.stateLock.Unlock()
-	return nil
-SEND_CLOSE:
+
 	// This shouldn't happen (the more realistic scenario to cancel the
 	// timer is via processFlags) but just in case this ever happens, we
 	// cancel the timer to prevent dangling timers.
@@ -368,14 +506,35 @@ SEND_CLOSE:
 		s.closeTimer = time.AfterFunc(
 			s.session.config.StreamCloseTimeout, s.closeTimeout)
 	}
+	return true, openFlags, closeStream
+}
 
-	s.stateLock.Unlock()
-	s.sendClose()
+// endClose finishes a local close once the FIN is sent.
+func (s *Stream) endClose(closeStream bool) {
 	s.notifyWaiting()
 	if closeStream {
 		s.session.closeStream(s.id)
 	}
-	return nil
+}
+
+// WriteClose writes b and closes the stream as Close does, the FIN riding
+// on the frame that carries the end of b, which saves a frame (relaychain
+// patch). An empty b is a Close.
+func (s *Stream) WriteClose(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, s.Close()
+	}
+	s.sendLock.Lock()
+	defer s.sendLock.Unlock()
+	total := 0
+	for total < len(b) {
+		n, err := s.writeFin(b[total:], true)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }
 
 // closeTimeout is called after StreamCloseTimeout during a close to
@@ -476,43 +635,38 @@ func (s *Stream) incrSendWindow(hdr header, flags uint16) error {
 
 // readData is used to handle a data frame
 func (s *Stream) readData(hdr header, flags uint16, conn io.Reader) error {
-	if err := s.processFlags(flags); err != nil {
-		return err
+	length := hdr.Length()
+	if length == 0 {
+		return s.processFlags(flags)
 	}
 
 	// Check that our recv window is not exceeded
-	length := hdr.Length()
-	if length == 0 {
-		return nil
-	}
-
-	// Wrap in a limited reader
-	conn = &io.LimitedReader{R: conn, N: int64(length)}
-
-	// Copy into buffer
 	s.recvLock.Lock()
-
 	if length > s.recvWindow {
 		s.session.logger.Printf("[ERR] yamux: receive window exceeded (stream: %d, remain: %d, recv: %d)", s.id, s.recvWindow, length)
 		s.recvLock.Unlock()
 		return ErrRecvWindowExceeded
 	}
+	s.recvLock.Unlock()
 
-	if s.recvBuf == nil {
-		// Allocate the receive buffer just-in-time to fit the full data frame.
-		// This way we can read in the whole packet without further allocations.
-		s.recvBuf = bytes.NewBuffer(make([]byte, 0, length))
-	}
-	copiedLength, err := io.Copy(s.recvBuf, conn)
-	if err != nil {
+	// relaychain patch: read the frame into a pooled chunk without holding
+	// recvLock (only this goroutine lowers recvWindow), then queue it.
+	buf := getChunk(int(length))
+	if _, err := io.ReadFull(conn, *buf); err != nil {
+		putChunk(buf)
 		s.session.logger.Printf("[ERR] yamux: Failed to read stream data: %v", err)
-		s.recvLock.Unlock()
 		return err
 	}
-
-	// Decrement the receive window
-	s.recvWindow -= uint32(copiedLength)
+	s.recvLock.Lock()
+	s.recv.push(chunk{buf: buf, b: *buf})
+	s.recvWindow -= length
 	s.recvLock.Unlock()
+
+	// relaychain patch: flags after the data, so that a reader woken by a
+	// FIN on this frame finds the frame's bytes queued, not an early EOF.
+	if err := s.processFlags(flags); err != nil {
+		return err
+	}
 
 	// Unblock any readers
 	asyncNotify(s.recvNotifyCh)
@@ -546,11 +700,11 @@ func (s *Stream) SetWriteDeadline(t time.Time) error {
 
 // Shrink is used to compact the amount of buffers utilized
 // This is useful when using Yamux in a connection pool to reduce
-// the idle memory utilization.
-func (s *Stream) Shrink() {
-	s.recvLock.Lock()
-	if s.recvBuf != nil && s.recvBuf.Len() == 0 {
-		s.recvBuf = nil
-	}
-	s.recvLock.Unlock()
-}
+// the idle memory utilization. (relaychain patch: received data is held
+// in pooled per-frame chunks that are freed as they are read, so there is
+// nothing to shrink.)
+func (s *Stream) Shrink() {}
+
+// updDiv: a window update goes out once the window to give back reaches
+// max/updDiv.
+const updDiv = 2
