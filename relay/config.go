@@ -46,10 +46,11 @@ type Config struct {
 	// stream beyond it is answered busy.
 	MaxStreamsPerLink int
 	// MaxStreams caps concurrent streams over all inbound links, and with
-	// them memory: a relayed stream whose reader stalls holds about three
-	// times StreamWindow (yamux's receive buffer grows by doubling, and
-	// garbage waits for the collector) plus a 256 KiB copy buffer, about
-	// 1 MiB at the default window. Beyond it a stream is answered busy.
+	// them memory: a relayed stream whose reader stalls holds at most one
+	// StreamWindow of received bytes (the patched yamux counts a frame
+	// against the window until it is passed on), in pooled buffers that
+	// round a frame up to a power of two. Beyond it a stream is answered
+	// busy. A stream stops counting once its answer is through.
 	MaxStreams int
 	// MaxLinks caps concurrent inbound links; a link beyond it is refused
 	// with a busy preface.
@@ -75,7 +76,7 @@ const (
 	// DefaultIdleTimeout is twice the client's, so that a stalled hop is
 	// reported by the client's own idle timeout first.
 	DefaultIdleTimeout       = 60 * time.Second
-	DefaultStreamWindow      = 256 << 10
+	DefaultStreamWindow      = 1 << 20
 	DefaultMaxStreamsPerLink = 256
 	DefaultMaxStreams        = 768
 	DefaultMaxLinks          = 1024

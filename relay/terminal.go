@@ -248,15 +248,17 @@ func (n *Node) sendBody(w io.Writer, obj *cache.Object, off int64, beforeTrailer
 	var sent int64
 	var err error
 	if obj.Data != nil {
-		var k int
-		if c, ok := w.(net.Conn); ok {
-			k, err = writeIdle(c, obj.Data[off:], n.cfg.IdleTimeout)
-		} else {
-			k, err = w.Write(obj.Data[off:])
-		}
-		sent = int64(k)
 		tr.SHA256 = obj.SHA256
 		tr.CRC32C = crc32.Update(0, cache.Castagnoli, obj.Data[off:])
+		if sent, err = n.sendHitFile(w, obj, off); sent == 0 && err == nil {
+			var k int
+			if c, ok := w.(net.Conn); ok {
+				k, err = writeIdle(c, obj.Data[off:], n.cfg.IdleTimeout)
+			} else {
+				k, err = w.Write(obj.Data[off:])
+			}
+			sent = int64(k)
+		}
 	} else {
 		sent, err = n.sendFile(w, obj, off, &tr)
 	}
@@ -273,6 +275,38 @@ func (n *Node) sendBody(w io.Writer, obj *cache.Object, off int64, beforeTrailer
 		return sent, fmt.Errorf("send trailer: %w", err)
 	}
 	return sent, nil
+}
+
+// minHitSendfile is the size from which a hit on a raw TCP link is sent
+// with sendfile(2) from the file rather than written from the cache.
+const minHitSendfile = 1 << 20
+
+// sendHitFile sends a large hit on a raw TCP link from the file, with
+// sendfile(2), which saves the copy of every byte from the cache into the
+// kernel; the cache still supplies the digests, so nothing is read in user
+// space. It sends nothing, and returns 0 and nil, when that does not apply
+// or the file is not the cached version (size and mtime); the caller then
+// writes from the cache. Should the file change during the send, the
+// trailer's CRC-32C, taken from the cached bytes, makes the client reject
+// what it got.
+func (n *Node) sendHitFile(w io.Writer, obj *cache.Object, off int64) (int64, error) {
+	conn, ok := w.(*net.TCPConn)
+	if !ok || obj.Size-off < minHitSendfile || n.src == nil {
+		return 0, nil
+	}
+	f, err := n.src.Open(obj.Name)
+	if err != nil {
+		return 0, nil
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() != obj.Size || !fi.ModTime().Equal(obj.ModTime) {
+		return 0, nil
+	}
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return 0, nil
+	}
+	return copyIdle(conn, f, obj.Size-off, n.cfg.IdleTimeout)
 }
 
 // sendFile streams obj.File from off to its end and fills in tr. The file

@@ -58,7 +58,7 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "tune-size", Value: "256MiB", Usage: "file `SIZE` of the tune suite"},
 			&cli.StringFlag{Name: "windows", Value: "256KiB,1MiB,4MiB,16MiB", Usage: "stream windows the tune suite compares"},
 			&cli.IntFlag{Name: "tune-relays", Value: d.TuneRelays, Usage: "chain length of the tune suite"},
-			&cli.StringSliceFlag{Name: "variant", Usage: "`NAME=NODEBIN[@WINDOW]`: also measure this node binary in the tune suite, at WINDOW (default 256KiB); repeatable, no commas in NAME"},
+			&cli.StringSliceFlag{Name: "variant", Usage: "`NAME=NODEBIN[@WINDOW]`: also measure this node binary in the tune suite, at WINDOW (default: the node default, 1MiB); repeatable, no commas in NAME"},
 			&cli.StringFlag{Name: "concurrency", Value: ints(d.Concurrency), Usage: "concurrent small GETs of the latency suite"},
 			&cli.IntFlag{Name: "latency-relays", Value: d.LatencyRelays, Usage: "chain length of the concurrency table"},
 			&cli.DurationFlag{Name: "latency-time", Value: d.LatencyTime, Usage: "length of one latency run"},

@@ -45,7 +45,7 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "cache-size", Value: "64MiB", EnvVars: env("CACHE_SIZE"), Usage: "terminal cache budget, e.g. 64MiB, 64MB or 67108864; 0 turns it off"},
 			&cli.DurationFlag{Name: "header-timeout", Value: d.HeaderTimeout, EnvVars: env("HEADER_TIMEOUT"), Usage: "cut off a peer that has not sent its preface or request header by then"},
 			&cli.DurationFlag{Name: "dial-timeout", Value: d.DialTimeout, EnvVars: env("DIAL_TIMEOUT"), Usage: "give up dialing a next hop after this long"},
-			&cli.StringFlag{Name: "stream-window", Value: humanize.IBytes(uint64(d.StreamWindow)), EnvVars: env("STREAM_WINDOW"), Usage: "yamux receive window per stream; large files move over raw links, which it does not limit (a stalled stream holds about 3 x window)"},
+			&cli.StringFlag{Name: "stream-window", Value: humanize.IBytes(uint64(d.StreamWindow)), EnvVars: env("STREAM_WINDOW"), Usage: "yamux receive window per stream; large files move over raw links, which it does not limit (a stalled stream holds at most one window)"},
 			&cli.IntFlag{Name: "max-streams", Value: d.MaxStreamsPerLink, EnvVars: env("MAX_STREAMS"), Usage: "concurrent streams per inbound link; more are answered busy"},
 			&cli.IntFlag{Name: "max-streams-total", Value: d.MaxStreams, EnvVars: env("MAX_STREAMS_TOTAL"), Usage: "concurrent streams over all links (bounds memory); more are answered busy"},
 			&cli.IntFlag{Name: "max-links", Value: d.MaxLinks, EnvVars: env("MAX_LINKS"), Usage: "concurrent inbound links; more are refused busy"},
