@@ -220,41 +220,28 @@ func (n *Node) serveConn(conn net.Conn) error {
 }
 
 // acceptStreams serves each stream of sess in its own goroutine, answering
-// busy beyond MaxStreamsPerLink or MaxStreams rather than queueing.
+// busy beyond MaxStreamsPerLink or MaxStreams rather than queueing. The
+// patched yamux hands it each stream on the session's receive loop
+// (ServeStreams), so accept must not block: the stream's work runs in its
+// own goroutine. When the session ends, yamux wakes every blocked Read and
+// Write of its streams (the fork's fix of hashicorp/yamux#176).
 func (n *Node) acceptStreams(sess *yamux.Session) error {
 	var streams sync.WaitGroup
 	defer streams.Wait()
 	var inflight atomic.Int64
-	var mu sync.Mutex
-	live := map[*yamux.Stream]struct{}{}
-	defer func() {
-		// yamux v0.1.2 spins a Read or Write blocked when its session
-		// shuts down until Close reaches that stream (hashicorp/yamux#176):
-		// with thousands of streams that is seconds of CPU. A deadline of
-		// now wakes a blocked Read; Close makes every later Write fail, where
-		// a deadline alone would be renewed by the idle-chunked writers.
-		mu.Lock()
-		for st := range live {
-			st.SetDeadline(time.Now())
-			st.Close()
-		}
-		mu.Unlock()
-	}()
-	for {
-		st, err := sess.AcceptStream()
-		if err != nil {
-			return err
-		}
+	var dropped atomic.Bool
+	limit := 2*n.cfg.MaxStreamsPerLink + 16
+	err := sess.ServeStreams(func(st *yamux.Stream) {
 		// Every open stream can hold a window of unread bytes in yamux,
 		// served, refused or done and awaiting the peer's FIN: a peer that
 		// keeps far more open than it may use is dropped.
-		if sess.NumStreams() > 2*n.cfg.MaxStreamsPerLink+16 {
-			st.Close()
-			return fmt.Errorf("the peer holds more than %d streams open", 2*n.cfg.MaxStreamsPerLink+16)
+		if dropped.Load() || sess.NumStreams() > limit {
+			if !dropped.Swap(true) {
+				go sess.Close()
+			}
+			go st.Close()
+			return
 		}
-		mu.Lock()
-		live[st] = struct{}{}
-		mu.Unlock()
 		streams.Add(1)
 		n.active.add()
 		// A stream over the link's limit does not count toward the node's,
@@ -268,11 +255,6 @@ func (n *Node) acceptStreams(sess *yamux.Session) error {
 		go func() {
 			defer streams.Done()
 			defer n.active.done()
-			defer func() {
-				mu.Lock()
-				delete(live, st)
-				mu.Unlock()
-			}()
 			if overLink {
 				defer inflight.Add(-1)
 				n.refuseBusy(st, fmt.Sprintf("more than %d streams on this link", n.cfg.MaxStreamsPerLink))
@@ -292,7 +274,11 @@ func (n *Node) acceptStreams(sess *yamux.Session) error {
 				n.cfg.Logger.Debug("stream ended", "err", err)
 			}
 		}()
+	})
+	if dropped.Load() {
+		return fmt.Errorf("the peer holds more than %d streams open", limit)
 	}
+	return err
 }
 
 // refuseBusy answers a stream beyond the limit with a busy status.

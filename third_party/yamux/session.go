@@ -65,6 +65,10 @@ type Session struct {
 	// or to send a header out directly.
 	sendCh chan *sendReady
 
+	// acceptFn, when set by ServeStreams, takes incoming streams instead
+	// of acceptCh (relaychain patch).
+	acceptFn atomic.Pointer[func(*Stream)]
+
 	// writeSem is held by whoever writes to conn: the send loop, or a
 	// writer taking the direct path (relaychain patch).
 	writeSem chan struct{}
@@ -268,6 +272,29 @@ func (s *Session) AcceptStream() (*Stream, error) {
 		return stream, nil
 	case <-s.shutdownCh:
 		return nil, s.shutdownErr
+	}
+}
+
+// ServeStreams passes every incoming stream to handle until the session
+// shuts down, and returns what AcceptStream would then (relaychain patch).
+// With LazyOpen, handle runs on the session's receive loop as each stream
+// arrives, which saves waking an accepting goroutine per stream: it must
+// not block (start a goroutine for the stream's work) and must not use the
+// session's connection. Without LazyOpen it is called from this goroutine,
+// after the window update AcceptStream sends. Do not mix it with Accept.
+func (s *Session) ServeStreams(handle func(*Stream)) error {
+	if s.config.LazyOpen {
+		s.acceptFn.Store(&handle)
+	}
+	for {
+		// Streams that arrived before the handler was set, or that the
+		// receive loop queued as it was being set.
+		stream, err := s.AcceptStream()
+		if err != nil {
+			<-s.recvDoneCh // no handle call after this returns
+			return err
+		}
+		handle(stream)
 	}
 }
 
@@ -809,10 +836,10 @@ func (s *Session) incomingStream(id uint32) error {
 	stream := newStream(s, id, streamSYNReceived)
 
 	s.streamLock.Lock()
-	defer s.streamLock.Unlock()
 
 	// Check if stream already exists
 	if _, ok := s.streams[id]; ok {
+		defer s.streamLock.Unlock()
 		s.logger.Printf("[ERR] yamux: duplicate stream declared")
 		if sendErr := s.sendNoWait(s.goAway(goAwayProtoErr)); sendErr != nil {
 			s.logger.Printf("[WARN] yamux: failed to send go away: %v", sendErr)
@@ -822,6 +849,16 @@ func (s *Session) incomingStream(id uint32) error {
 
 	// Register the stream
 	s.streams[id] = stream
+
+	// relaychain patch: a handler set by ServeStreams gets the stream
+	// here, on the receive loop, without a hand-off to an accepting
+	// goroutine.
+	if fn := s.acceptFn.Load(); fn != nil {
+		s.streamLock.Unlock()
+		(*fn)(stream)
+		return nil
+	}
+	defer s.streamLock.Unlock()
 
 	// Check if we've exceeded the backlog
 	select {
