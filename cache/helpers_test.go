@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -69,6 +70,9 @@ func body(t testing.TB, obj Object) []byte {
 		}
 		if got := sha256.Sum256(obj.Data); got != obj.SHA256 {
 			t.Fatalf("%s: SHA256 does not match Data", obj.Name)
+		}
+		if got := crc32.Checksum(obj.Data, Castagnoli); got != obj.CRC32C {
+			t.Fatalf("%s: CRC32C %08x, Data's is %08x", obj.Name, obj.CRC32C, got)
 		}
 		return obj.Data
 	case obj.File != nil:

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"strings"
 	"unsafe"
@@ -123,6 +124,7 @@ func (c *Cache) readFile(key string) (*store.Item[*file], error) {
 			modTime: fi.ModTime(),
 			data:    data,
 			sum:     sha256.Sum256(data),
+			crc:     crc32.Checksum(data, Castagnoli),
 		},
 	}, nil
 }

@@ -181,8 +181,10 @@ func startQueued(s net.Conn) bool {
 // sent.
 func (n *Node) sendSmall(s net.Conn, resp *route.Response, obj *cache.Object, off int64) (int64, error) {
 	body := obj.Data[off:]
-	tr := route.Trailer{HasCRC32C: true, HasSHA256: true, SHA256: obj.SHA256,
-		CRC32C: crc32.Update(0, cache.Castagnoli, body)}
+	tr := route.Trailer{HasCRC32C: true, HasSHA256: true, SHA256: obj.SHA256, CRC32C: obj.CRC32C}
+	if off > 0 {
+		tr.CRC32C = crc32.Update(0, cache.Castagnoli, body)
+	}
 	bp := oneWriteBufs.get()
 	defer oneWriteBufs.put(bp)
 	b := append(resp.Append((*bp)[:0]), body...)
@@ -248,8 +250,10 @@ func (n *Node) sendBody(w io.Writer, obj *cache.Object, off int64, beforeTrailer
 	var sent int64
 	var err error
 	if obj.Data != nil {
-		tr.SHA256 = obj.SHA256
-		tr.CRC32C = crc32.Update(0, cache.Castagnoli, obj.Data[off:])
+		tr.SHA256, tr.CRC32C = obj.SHA256, obj.CRC32C
+		if off > 0 {
+			tr.CRC32C = crc32.Update(0, cache.Castagnoli, obj.Data[off:])
+		}
 		if sent, err = n.sendHitFile(w, obj, off); sent == 0 && err == nil {
 			var k int
 			if c, ok := w.(net.Conn); ok {
