@@ -95,8 +95,12 @@ func (q *recvQueue) push(c chunk) {
 			return
 		}
 	}
-	if q.head > 0 && q.head == len(q.chunks) {
-		q.chunks, q.head = q.chunks[:0], 0
+	if q.head > 0 && q.head >= len(q.chunks)/2 {
+		// Reuse the slots of chunks already read, so that a stream whose
+		// reader never quite drains the queue does not grow the slice.
+		n := copy(q.chunks, q.chunks[q.head:])
+		clear(q.chunks[n:])
+		q.chunks, q.head = q.chunks[:n], 0
 	}
 	q.chunks = append(q.chunks, c)
 	q.n += len(c.b)

@@ -341,8 +341,9 @@ func (s *Session) Close() error {
 
 	s.streamLock.Lock()
 	defer s.streamLock.Unlock()
+	cause := s.cutCause()
 	for _, stream := range s.streams {
-		stream.forceClose()
+		stream.forceClose(cause)
 	}
 	<-s.sendDoneCh
 	return nil
@@ -357,6 +358,17 @@ func (s *Session) exitCause() error {
 		return ErrSessionShutdown
 	}
 	return s.shutdownErr
+}
+
+// cutCause is what a stream still open when the session ended reports
+// once its queued data is read: the exit cause, with the connection's
+// io.EOF turned into io.ErrUnexpectedEOF, since for the stream the end
+// was not the peer's close (relaychain patch).
+func (s *Session) cutCause() error {
+	if err := s.exitCause(); err != io.EOF {
+		return err
+	}
+	return io.ErrUnexpectedEOF
 }
 
 // exitErr is used to handle an error that is causing the
@@ -480,7 +492,7 @@ func (s *Session) waitForSendErr(hdr header, body []byte, errCh chan error) erro
 	// write is what timed out (a connection that cannot take one frame in
 	// ConnectionWriteTimeout is dead). The send loop always reports on
 	// errCh for a body it took.
-	bodyCopy := func() {
+	bodyCopy := func(timedOut bool) {
 		if body == nil {
 			return // A nil body is ignored.
 		}
@@ -493,11 +505,7 @@ func (s *Session) waitForSendErr(hdr header, body []byte, errCh chan error) erro
 			return
 		}
 		ready.mu.Unlock()
-		select {
-		case <-errCh:
-			return
-		case <-s.shutdownCh:
-		case <-timer.C:
+		if timedOut {
 			go s.exitErr(ErrConnectionWriteTimeout)
 		}
 		<-errCh
@@ -507,10 +515,10 @@ func (s *Session) waitForSendErr(hdr header, body []byte, errCh chan error) erro
 	case err := <-errCh:
 		return err
 	case <-s.shutdownCh:
-		bodyCopy()
+		bodyCopy(false)
 		return ErrSessionShutdown
 	case <-timer.C:
-		bodyCopy()
+		bodyCopy(true)
 		return ErrConnectionWriteTimeout
 	}
 }
@@ -885,6 +893,7 @@ func (s *Session) closeStream(id uint32) {
 		default:
 			s.logger.Printf("[ERR] yamux: SYN tracking out of sync")
 		}
+		delete(s.inflight, id) // relaychain patch: upstream left it
 	}
 	delete(s.streams, id)
 	s.streamLock.Unlock()

