@@ -68,6 +68,15 @@ type Object struct {
 	// Hit is true when the object was served from an entry already in
 	// memory, not loaded by this call.
 	Hit bool
+
+	id identity // of the file Data was read from; zero when streaming
+}
+
+// Current reports whether fi, a stat of the file now, is the version that
+// Data was read from: same size, mtime, ctime, device and inode. It is
+// false when the object is not cached data.
+func (o *Object) Current(fi fs.FileInfo) bool {
+	return o.Data != nil && identityOf(fi) == o.id
 }
 
 // Entry describes one cached file, as listed by List.
@@ -97,6 +106,7 @@ func (f *file) object(name string, hit bool) Object {
 		SHA256:  f.sum,
 		CRC32C:  f.crc,
 		Hit:     hit,
+		id:      f.id,
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/relaychain/relaychain/third_party/yamux"
 
 	"github.com/relaychain/relaychain/cache"
 	"github.com/relaychain/relaychain/route"

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/relaychain/relaychain/third_party/yamux"
 
 	"github.com/relaychain/relaychain/route"
 )

@@ -7,7 +7,7 @@ import (
 	"net"
 	"sync"
 
-	"github.com/hashicorp/yamux"
+	"github.com/relaychain/relaychain/third_party/yamux"
 
 	"github.com/relaychain/relaychain/route"
 )

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/relaychain/relaychain/third_party/yamux"
 
 	"github.com/relaychain/relaychain/route"
 )

@@ -8,7 +8,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/relaychain/relaychain/third_party/yamux"
 
 	"github.com/relaychain/relaychain/route"
 )
@@ -120,9 +120,12 @@ func (n *Node) forward(up net.Conn, req *route.Request, answered func()) outcome
 	fwd := route.Request{Op: req.Op, Depth: index, Route: req.Route[1:], Name: req.Name}
 	frame, err := fwd.Append(nil)
 	if err == nil {
-		frame, err = appendQueued(frame, up)
-	}
-	if err == nil {
+		if frame, err = appendQueued(frame, up); err != nil {
+			// The client's side failed, not the next hop: nobody to answer.
+			down.Close()
+			out.err, out.broken = err, true
+			return out
+		}
 		down.SetWriteDeadline(time.Now().Add(n.cfg.HeaderTimeout))
 		_, err = down.Write(frame)
 		down.SetWriteDeadline(time.Time{})

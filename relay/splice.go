@@ -5,7 +5,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/relaychain/relaychain/third_party/yamux"
 )
 
 // Pooled copy buffers, for copies whose source is not a yamux stream: a
@@ -66,10 +66,11 @@ func (c *copier) run(done chan<- *copier) {
 }
 
 // copyStream copies src to dst until EOF. A yamux stream is forwarded
-// frame by frame with its WriteTo, which hands dst each frame's buffer
-// without a copy; the frame's bytes stay in src's receive window until
-// dst has taken them, so a stalled dst holds one window of src. With idle
-// set, both deadlines are renewed as each frame moves, as idleConn does.
+// frame by frame with its ForwardTo, which hands dst each frame's buffer
+// without a copy (and the last bytes with dst's FIN, in one frame); the
+// frame's bytes stay in src's receive window until dst has taken them, so
+// a stalled dst holds one window of src. With idle set, both deadlines are
+// renewed as each frame moves, as idleConn does.
 func copyStream(dst, src net.Conn, idle time.Duration) (int64, error) {
 	ys, ok := src.(*yamux.Stream)
 	if !ok {
@@ -79,10 +80,13 @@ func copyStream(dst, src net.Conn, idle time.Duration) (int64, error) {
 		return copyBuffered(dst, src)
 	}
 	if idle <= 0 {
+		if yd, ok := dst.(*yamux.Stream); ok {
+			return ys.ForwardTo(yd)
+		}
 		return ys.WriteTo(dst)
 	}
 	ys.SetReadDeadline(time.Now().Add(idle))
-	return ys.WriteTo(renewWriter{dst: dst, src: ys, idle: idle})
+	return ys.ForwardTo(renewWriter{dst: dst, src: ys, idle: idle})
 }
 
 // renewWriter writes to dst under a write deadline idle from now, and then

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/relaychain/relaychain/third_party/yamux"
 
 	"github.com/relaychain/relaychain/cache"
 	"github.com/relaychain/relaychain/route"
@@ -289,10 +289,10 @@ const minHitSendfile = 1 << 20
 // sendfile(2), which saves the copy of every byte from the cache into the
 // kernel; the cache still supplies the digests, so nothing is read in user
 // space. It sends nothing, and returns 0 and nil, when that does not apply
-// or the file is not the cached version (size and mtime); the caller then
-// writes from the cache. Should the file change during the send, the
-// trailer's CRC-32C, taken from the cached bytes, makes the client reject
-// what it got.
+// or the file is not the cached version (the cache's identity: size,
+// mtime, ctime, device, inode); the caller then writes from the cache. A
+// file that changes during the send fails it, as in sendFile (and the
+// trailer's CRC-32C, taken from the cached bytes, would not match).
 func (n *Node) sendHitFile(w io.Writer, obj *cache.Object, off int64) (int64, error) {
 	conn, ok := w.(*net.TCPConn)
 	if !ok || obj.Size-off < minHitSendfile || n.src == nil {
@@ -304,13 +304,20 @@ func (n *Node) sendHitFile(w io.Writer, obj *cache.Object, off int64) (int64, er
 	}
 	defer f.Close()
 	fi, err := f.Stat()
-	if err != nil || fi.Size() != obj.Size || !fi.ModTime().Equal(obj.ModTime) {
+	if err != nil || !obj.Current(fi) {
 		return 0, nil
 	}
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
 		return 0, nil
 	}
-	return copyIdle(conn, f, obj.Size-off, n.cfg.IdleTimeout)
+	sent, err := copyIdle(conn, f, obj.Size-off, n.cfg.IdleTimeout)
+	if err != nil {
+		return sent, err
+	}
+	if after, err := f.Stat(); err != nil || !obj.Current(after) {
+		return sent, fmt.Errorf("%s changed while it was sent", obj.Name)
+	}
+	return sent, nil
 }
 
 // sendFile streams obj.File from off to its end and fills in tr. The file

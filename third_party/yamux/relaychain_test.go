@@ -170,10 +170,19 @@ func rcBlockedOnMutex(fn, notFn string) int {
 	return rcGoroutines([]string{"sync.Mutex.Lock", "semacquire"}, fn, notFn)
 }
 
-// rcWriteTo runs st.WriteTo(w) (a named function, so that rcParked can find
-// it).
+// rcWriteTo runs st.ForwardTo(w) when w has WriteClose, else st.WriteTo(w)
+// (a named function, so that rcParked can find it).
 func rcWriteTo(st *Stream, w io.Writer, n *int64) error {
-	k, err := st.WriteTo(w)
+	var k int64
+	var err error
+	if wc, ok := w.(interface {
+		io.Writer
+		WriteClose([]byte) (int, error)
+	}); ok {
+		k, err = st.ForwardTo(wc)
+	} else {
+		k, err = st.WriteTo(w)
+	}
 	*n = k
 	return err
 }
@@ -2165,5 +2174,79 @@ func TestRelaychain_Shutdown_CutAfterQueuedData(t *testing.T) {
 			"force-closed stream (streamClosed) looks like one the peer closed: after the queued bytes Read "+
 			"returns %v instead of the exit cause, and WriteTo hands the last bytes to WriteClose (calls %+v), "+
 			"so a relay forwards a FIN, and returns %v: a cut stream passes as complete", errCut, readErr, calls, wtErr)
+	}
+}
+
+// TestRelaychain_WriteToDoesNotClose: plain WriteTo (io.Copy) never closes
+// its destination, even one with WriteClose; ForwardTo does.
+func TestRelaychain_WriteToDoesNotClose(t *testing.T) {
+	conf := testConf()
+	conf.LazyOpen = true
+	cc, sc := testConnTCP(t)
+	client, server := testClientServerConfig(t, cc, sc, conf, conf.Clone())
+	for _, forward := range []bool{false, true} {
+		st, err := client.OpenStream()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.WriteClose([]byte("last bytes")); err != nil {
+			t.Fatal(err)
+		}
+		in, err := server.AcceptStream()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink := rcCloseSink{&rcSink{}}
+		var n int64
+		if forward {
+			n, err = in.ForwardTo(sink)
+		} else {
+			n, err = io.Copy(sink, in)
+		}
+		if err != nil || n != int64(len("last bytes")) {
+			t.Fatalf("forward=%v: %d bytes, %v", forward, n, err)
+		}
+		sink.mu.Lock()
+		closed := len(sink.calls) > 0 && sink.calls[len(sink.calls)-1].close
+		sink.mu.Unlock()
+		if closed != forward {
+			t.Fatalf("forward=%v: destination closed = %v", forward, closed)
+		}
+		in.Close()
+		st.Close()
+	}
+}
+
+// TestRelaychain_Lazy_BigWindowReadFirst: at a window above the initial
+// 256 KiB, an accepter that reads the request before it answers (as every
+// relaychain node does) still sends its ACK and window growth in one write
+// with its first data, not as a window update of its own after the read.
+func TestRelaychain_Lazy_BigWindowReadFirst(t *testing.T) {
+	const window = 1 << 20
+	cc, sc := testConnTCP(t)
+	_, cw := rcWrap(cc, true)
+	swire, sw := rcWrap(sc, true)
+	conf := rcConf(rcLazy, rcWindow(window))
+	client, server := testClientServerConfig(t, cw, sw, conf, conf.Clone())
+
+	cs := rcOpen(t, client)
+	if _, err := cs.Write([]byte("req")); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	ss := rcAccept(t, server)
+	if got := rcReadN(t, ss, 3); string(got) != "req" {
+		t.Fatalf("read %q", got)
+	}
+	if frames, _ := swire.log(); len(frames) != 0 {
+		t.Fatalf("the accepter sent %+v after reading, before answering; want nothing", frames)
+	}
+	if _, err := ss.Write([]byte("resp")); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	id := cs.StreamID()
+	grow := uint32(window-initialStreamWindow) + 3 // and the 3 bytes read
+	if frames, calls := swire.log(); len(frames) != 2 || len(calls) != 1 ||
+		frames[0] != (rcFrame{typeWindowUpdate, flagACK, id, grow, 0}) || frames[1] != (rcFrame{typeData, 0, id, 4, 0}) {
+		t.Fatalf("accepter's frames %+v in %d writes, want an ACK window update of %d and the data, in one write", frames, len(calls), grow)
 	}
 }

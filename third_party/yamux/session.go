@@ -492,34 +492,47 @@ func (s *Session) waitForSendErr(hdr header, body []byte, errCh chan error) erro
 	// write is what timed out (a connection that cannot take one frame in
 	// ConnectionWriteTimeout is dead). The send loop always reports on
 	// errCh for a body it took.
-	bodyCopy := func(timedOut bool) {
+	// free reports whether the send loop is done with the caller's body:
+	// none, or not taken yet (it then gets a copy); false means the loop is
+	// writing it from the caller's buffer.
+	free := func() bool {
 		if body == nil {
-			return // A nil body is ignored.
+			return true // A nil body is ignored.
 		}
 		ready.mu.Lock()
-		if !ready.taken {
-			newBody := make([]byte, len(body))
-			copy(newBody, body)
-			ready.Body = newBody
-			ready.mu.Unlock()
-			return
+		defer ready.mu.Unlock()
+		if ready.taken {
+			return false
 		}
-		ready.mu.Unlock()
-		if timedOut {
-			go s.exitErr(ErrConnectionWriteTimeout)
-		}
-		<-errCh
+		newBody := make([]byte, len(body))
+		copy(newBody, body)
+		ready.Body = newBody
+		return true
 	}
 
 	select {
 	case err := <-errCh:
 		return err
 	case <-s.shutdownCh:
-		bodyCopy(false)
+		if !free() {
+			<-errCh // the closed connection fails the write
+		}
 		return ErrSessionShutdown
 	case <-timer.C:
-		bodyCopy(true)
-		return ErrConnectionWriteTimeout
+		if free() {
+			return ErrConnectionWriteTimeout
+		}
+		if s.deadlineConn == nil {
+			// No write deadline to tell a dead connection from a slow
+			// one: one that cannot take a frame in ConnectionWriteTimeout
+			// is taken for dead.
+			go s.exitErr(ErrConnectionWriteTimeout)
+			<-errCh
+			return ErrConnectionWriteTimeout
+		}
+		// The frame is being written, with a deadline renewed as it
+		// progresses (writeConn): its outcome is the write's.
+		return <-errCh
 	}
 }
 
@@ -562,13 +575,49 @@ func (s *Session) sendDirect(hdr header, body []byte) (bool, error) {
 
 // writeConn writes bufs to the connection under the write deadline. The
 // caller holds writeSem.
+//
+// The deadline measures progress, not the whole write: bufs go out in
+// pieces of at most writePiece bytes, each with a fresh deadline, so a slow
+// link that keeps moving (down to writePiece per ConnectionWriteTimeout,
+// 8.7 KB/s at 30 s) is not mistaken for a dead one, however much is queued.
 func (s *Session) writeConn(bufs *net.Buffers) error {
-	if s.deadlineConn != nil {
-		s.deadlineConn.SetWriteDeadline(time.Now().Add(s.config.ConnectionWriteTimeout))
+	if s.deadlineConn == nil {
+		_, err := bufs.WriteTo(s.conn)
+		return err
 	}
-	_, err := bufs.WriteTo(s.conn)
-	return err
+	total := 0
+	for _, b := range *bufs {
+		total += len(b)
+	}
+	for total > 0 {
+		piece := *bufs
+		if total > writePiece {
+			piece = nil
+			for n := 0; n < writePiece; {
+				b := (*bufs)[0]
+				if k := writePiece - n; len(b) > k {
+					piece = append(piece, b[:k])
+					(*bufs)[0] = b[k:]
+					n += k
+					break
+				}
+				piece = append(piece, b)
+				n += len(b)
+				*bufs = (*bufs)[1:]
+			}
+		}
+		s.deadlineConn.SetWriteDeadline(time.Now().Add(s.config.ConnectionWriteTimeout))
+		n, err := piece.WriteTo(s.conn)
+		if err != nil {
+			return err
+		}
+		total -= int(n)
+	}
+	return nil
 }
+
+// writePiece is the most writeConn writes under one deadline.
+const writePiece = 256 << 10
 
 // sendNoWait does a send without waiting. Since there's the expectation that
 // the send happens right here, we enforce the connection write timeout if we

@@ -119,13 +119,27 @@ func (s *Stream) Read(b []byte) (n int, err error) {
 // WriteTo writes the stream's data to w until EOF, handing w each received
 // frame's buffer in one Write without copying it (relaychain patch). A
 // frame's bytes count against the receive window until w.Write returns, so
-// a stream whose writer stalls holds at most one window. When w has a
-// WriteClose method, as a Stream does, the bytes that arrived with the
-// peer's FIN go out with WriteClose. It returns nil at EOF, and the first
-// error otherwise.
-func (s *Stream) WriteTo(w io.Writer) (total int64, err error) {
+// a stream whose writer stalls holds at most one window. It returns nil at
+// EOF, and the first error otherwise.
+func (s *Stream) WriteTo(w io.Writer) (int64, error) {
+	return s.forward(w, nil)
+}
+
+// ForwardTo is WriteTo that also passes the end on (relaychain patch): the
+// bytes that arrived with the peer's FIN go to w with w.WriteClose, which
+// for a Stream puts its FIN on the same frame. w must close itself for
+// writing in WriteClose; when the stream ends with no bytes left to pass,
+// ForwardTo returns nil without calling it, and the caller closes w.
+func (s *Stream) ForwardTo(w interface {
+	io.Writer
+	WriteClose([]byte) (int, error)
+}) (int64, error) {
+	return s.forward(w, w)
+}
+
+// forward is WriteTo, and ForwardTo when wc is not nil.
+func (s *Stream) forward(w io.Writer, wc interface{ WriteClose([]byte) (int, error) }) (total int64, err error) {
 	defer asyncNotify(s.recvNotifyCh)
-	wc, _ := w.(interface{ WriteClose([]byte) (int, error) })
 	for {
 		if err := s.awaitData(); err != nil {
 			if err == io.EOF {
@@ -218,14 +232,27 @@ func (s *Stream) awaitData() error {
 		if shutdown {
 			// relaychain patch: upstream went back to the top here and
 			// spun until Close had force-closed the stream
-			// (hashicorp/yamux#176). Return what is queued, then stop.
+			// (hashicorp/yamux#176). Return what is queued, then stop:
+			// with EOF if the peer's FIN came before the end (the receive
+			// loop processed it before shutdownCh closed), else with why
+			// the session ended.
+			s.stateLock.Lock()
+			state, cut := s.state, s.cutErr
+			s.stateLock.Unlock()
 			s.recvLock.Lock()
 			empty := s.recv.empty()
 			s.recvLock.Unlock()
-			if empty {
-				return s.session.cutCause()
+			switch {
+			case !empty:
+				return nil
+			case state == streamReset:
+				return ErrConnectionReset
+			case cut != nil:
+				return cut
+			case state == streamRemoteClose || state == streamClosed:
+				return io.EOF
 			}
-			return nil
+			return s.session.cutCause()
 		}
 	}
 }
@@ -392,10 +419,19 @@ func (s *Stream) sendWindowUpdate() error {
 	delta := (max - bufLen) - s.recvWindow
 
 	// LazyOpen: a small update does not go out just to carry the SYN or
-	// ACK; those ride on the stream's first frame (relaychain patch).
-	if delta < max/updDiv && s.session.config.LazyOpen {
-		s.recvLock.Unlock()
-		return nil
+	// ACK; those ride on the stream's first frame (relaychain patch). Nor
+	// does the growth past the initial window of a stream not yet ACKed
+	// while most of the initial window is left: it rides on the first
+	// frame out too (openDelta), so that a request and its answer stay one
+	// frame each way at any window size.
+	if s.session.config.LazyOpen {
+		s.stateLock.Lock()
+		unacked := s.ackPending || s.state == streamInit
+		s.stateLock.Unlock()
+		if delta < max/updDiv || (unacked && s.recvWindow >= initialStreamWindow/2) {
+			s.recvLock.Unlock()
+			return nil
+		}
 	}
 
 	// Determine the flags if any
