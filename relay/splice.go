@@ -3,6 +3,7 @@ package relay
 import (
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/relaychain/relaychain/third_party/yamux"
@@ -49,20 +50,12 @@ func writeClose(c net.Conn, p []byte) (int, error) {
 }
 
 // copier is one direction of a splice: it runs copy, then half-closes
-// end (the destination's bare connection).
+// end (the destination's bare connection), and records the outcome.
 type copier struct {
 	copy func() (int64, error)
 	end  net.Conn
 	n    int64
 	err  error
-}
-
-func (c *copier) run(done chan<- *copier) {
-	c.n, c.err = c.copy()
-	if c.err == nil {
-		c.err = closeWrite(c.end)
-	}
-	done <- c
 }
 
 // copyStream copies src to dst until EOF. A yamux stream is forwarded
@@ -123,23 +116,42 @@ func (w renewWriter) WriteClose(p []byte) (int, error) {
 // answered, if not nil, is called when the answer direction ends without
 // an error.
 func splice(up, down net.Conn, linger, idle time.Duration, answered func()) (toUp int64, err error) {
-	done := make(chan *copier, 2)
-	request := &copier{copy: func() (int64, error) { return copyStream(down, up, 0) }, end: down}
-	answer := &copier{copy: func() (int64, error) { return copyStream(up, down, idle) }, end: up}
-	go request.run(done)
-	go answer.run(done)
-
-	first := <-done
-	if first.err != nil || first == request {
-		// An error, or the client's side ending before the answer did,
-		// which in this protocol is a cancel (a client half-closes only
-		// once it has the whole answer): abort both at once. Close wakes
-		// a copier blocked writing to a client that stopped reading; the
-		// deadline wakes one blocked reading.
+	abort := func() {
+		// Close wakes a copier blocked writing to a client that stopped
+		// reading; the deadline wakes one blocked reading.
 		up.SetDeadline(time.Now())
 		down.SetDeadline(time.Now())
 		up.Close()
 		down.Close()
+	}
+	// The request direction runs in its own goroutine, the answer in this
+	// one (a goroutine less per relayed stream, and one wake-up less).
+	request := &copier{copy: func() (int64, error) { return copyStream(down, up, 0) }, end: down}
+	answer := &copier{copy: func() (int64, error) { return copyStream(up, down, idle) }, end: up}
+	var answerOver atomic.Bool
+	requestFirst := false // set before requestDone closes
+	requestDone := make(chan struct{})
+	go func() {
+		defer close(requestDone)
+		request.n, request.err = request.copy()
+		if request.err == nil {
+			request.err = closeWrite(request.end)
+		}
+		if !answerOver.Load() {
+			// The client's side ended before the answer did, which in
+			// this protocol is a cancel (a client half-closes only once
+			// it has the whole answer), or it failed: abort both at once.
+			requestFirst = true
+			abort()
+		}
+	}()
+	answer.n, answer.err = answer.copy()
+	if answer.err == nil {
+		answer.err = closeWrite(answer.end)
+	}
+	answerOver.Store(true)
+	if answer.err != nil {
+		abort()
 	} else {
 		if answered != nil {
 			answered()
@@ -148,9 +160,13 @@ func splice(up, down net.Conn, linger, idle time.Duration, answered func()) (toU
 		up.SetDeadline(deadline)
 		down.SetDeadline(deadline)
 	}
-	second := <-done
+	<-requestDone
 	up.Close()
 	down.Close()
+	first, second := answer, request
+	if requestFirst {
+		first, second = request, answer
+	}
 	if first.err != nil {
 		err = first.err
 	} else {
