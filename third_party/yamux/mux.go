@@ -57,12 +57,6 @@ type Config struct {
 	// open as upstream's do.
 	LazyOpen bool
 
-	// MaxFrameSize, when not 0, caps the data in one frame (relaychain
-	// patch). Frames smaller than the window keep a stream's data moving
-	// while the receiver forwards an earlier frame before it returns the
-	// window (Stream.WriteTo).
-	MaxFrameSize uint32
-
 	// Logger is used to pass in the logger to be used. Either Logger or
 	// LogOutput can be set, not both.
 	Logger Logger

@@ -312,9 +312,6 @@ START:
 
 	// Send up to our send window
 	max = min(window, uint32(len(b)))
-	if m := s.session.config.MaxFrameSize; m > 0 && max > m {
-		max = m
-	}
 	body = b[:max]
 
 	// Send the header
