@@ -422,10 +422,15 @@ func (s *Stream) sendWindowUpdate() error {
 	// frame out too (openDelta), so that a request and its answer stay one
 	// frame each way at any window size.
 	if s.session.config.LazyOpen {
-		s.stateLock.Lock()
-		unacked := s.ackPending || s.state == streamInit
-		s.stateLock.Unlock()
-		if delta < max/updDiv || (unacked && s.recvWindow >= initialStreamWindow/2) {
+		skip := delta < max/updDiv
+		if !skip && s.recvWindow >= initialStreamWindow/2 {
+			// Only a large update looks at the state (Read calls this on
+			// every read).
+			s.stateLock.Lock()
+			skip = s.ackPending || s.state == streamInit
+			s.stateLock.Unlock()
+		}
+		if skip {
 			s.recvLock.Unlock()
 			return nil
 		}
