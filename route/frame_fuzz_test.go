@@ -384,14 +384,21 @@ var fuzzReaders = []struct {
 		},
 	},
 	{
-		name:  "ReadStart",
-		typ:   FrameStart,
-		read:  func(r io.Reader) (any, error) { return ReadStart(r) },
+		name: "ReadStart",
+		typ:  FrameStart,
+		read: func(r io.Reader) (any, error) {
+			off, below, err := ReadStartBelow(r)
+			return [2]int64{off, below}, err
+		},
 		limit: func(int) int { return allocSlack + MaxFrame },
 		check: func(t *testing.T, consumed []byte, v any) {
-			off := v.(int64)
-			if frame := AppendStart(nil, off); off < 0 || !bytes.Equal(frame, consumed) {
-				t.Fatalf("ReadStart: offset %d re-encoded % x, want % x", off, frame, consumed)
+			off, below := v.([2]int64)[0], v.([2]int64)[1]
+			frame := AppendStart(nil, off)
+			if below != 0 {
+				frame = AppendStartBelow(nil, off, below)
+			}
+			if off < 0 || below < 0 || !bytes.Equal(frame, consumed) {
+				t.Fatalf("ReadStartBelow: offset %d, below %d re-encoded % x, want % x", off, below, frame, consumed)
 			}
 		},
 	},

@@ -1069,6 +1069,7 @@ func TestStartBelow(t *testing.T) {
 	for _, bad := range []string{
 		"03 00000010 0000000000000005 8000000000000000", // below over MaxInt64
 		"03 0000000c 0000000000000005 00000000",         // 12 bytes
+		"03 00000010 0000000000000005 0000000000000000", // below 0: the 8-byte form is the only one
 	} {
 		if _, _, err := ReadStartBelow(bytes.NewReader(wireHex(t, bad))); !errors.Is(err, ErrMalformed) {
 			t.Errorf("ReadStartBelow(%s): got %v, want ErrMalformed", bad, err)

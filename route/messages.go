@@ -227,7 +227,8 @@ func DecodeStart(p []byte) (int64, error) {
 }
 
 // DecodeStartBelow decodes a START payload of 8 bytes (offset) or 16
-// (offset, below).
+// (offset, below). A 16-byte payload must have a below above 0: an
+// unconditional START has one encoding, the 8-byte one.
 func DecodeStartBelow(p []byte) (offset, below int64, err error) {
 	d := decoder{p: p}
 	off := d.u64()
@@ -238,7 +239,7 @@ func DecodeStartBelow(p []byte) (offset, below int64, err error) {
 	if err := d.done(); err != nil {
 		return 0, 0, err
 	}
-	if off > math.MaxInt64 || b > math.MaxInt64 {
+	if off > math.MaxInt64 || b > math.MaxInt64 || (len(p) == 16 && b == 0) {
 		return 0, 0, fmt.Errorf("%w: offset %d, below %d", ErrMalformed, off, b)
 	}
 	return int64(off), int64(b), nil
