@@ -13,14 +13,21 @@ import (
 // or handed whole to a writer by WriteTo, so a relay forwards it without a
 // copy in user space.
 
-// Chunk buffers come in power-of-two classes from 1<<minChunkShift to
-// 1<<maxChunkShift bytes; larger frames get an unpooled buffer.
+// Chunk buffers come in size classes from 512 bytes to 16 MiB: powers of
+// two up to 4 KiB, then four classes per doubling (5, 6, 7 and 8 KiB, 10,
+// 12, 14 and 16 KiB, ...), so that a buffer is at most a quarter larger than
+// the frame in it. With power-of-two classes a frame just over a power of
+// two held a buffer of nearly twice its size, and a stalled stream whose
+// window was filled by such frames held nearly two windows. Larger frames
+// get an unpooled buffer.
 const (
-	minChunkShift = 9
-	maxChunkShift = 24
+	minChunkShift = 9  // the smallest class: 512 bytes
+	fineShift     = 12 // above 1<<fineShift, four classes per doubling
+	maxChunkShift = 24 // the largest class: 16 MiB
+	numChunkClass = fineShift - minChunkShift + 1 + 4*(maxChunkShift-fineShift)
 )
 
-var chunkPools [maxChunkShift - minChunkShift + 1]sync.Pool
+var chunkPools [numChunkClass]sync.Pool
 
 // chunkClass returns the pool index for a buffer of n bytes, or -1 when n
 // is above the largest class.
@@ -28,11 +35,27 @@ func chunkClass(n int) int {
 	if n <= 1<<minChunkShift {
 		return 0
 	}
-	shift := bits.Len(uint(n - 1))
-	if shift > maxChunkShift {
+	shift := bits.Len(uint(n - 1)) // 1<<(shift-1) < n <= 1<<shift
+	switch {
+	case shift > maxChunkShift:
 		return -1
+	case shift <= fineShift:
+		return shift - minChunkShift
 	}
-	return shift - minChunkShift
+	base := 1 << (shift - 1)
+	step := base >> 2
+	quarter := (n - base + step - 1) / step // 1 to 4
+	return fineShift - minChunkShift + 4*(shift-fineShift-1) + quarter
+}
+
+// chunkSize returns the capacity of the buffers of class c.
+func chunkSize(c int) int {
+	if c <= fineShift-minChunkShift {
+		return 1 << (c + minChunkShift)
+	}
+	k := c - (fineShift - minChunkShift) - 1
+	base := 1 << (fineShift + k/4)
+	return base + (k%4+1)*(base>>2)
 }
 
 // getChunk returns a buffer of length n, from a pool when n fits a class.
@@ -46,13 +69,13 @@ func getChunk(n int) *[]byte {
 		*p = (*p)[:n]
 		return p
 	}
-	b := make([]byte, n, 1<<(c+minChunkShift))
+	b := make([]byte, n, chunkSize(c))
 	return &b
 }
 
 // putChunk returns a buffer from getChunk to its pool.
 func putChunk(p *[]byte) {
-	if c := chunkClass(cap(*p)); c >= 0 && cap(*p) == 1<<(c+minChunkShift) {
+	if c := chunkClass(cap(*p)); c >= 0 && cap(*p) == chunkSize(c) {
 		*p = (*p)[:0]
 		chunkPools[c].Put(p)
 	}
@@ -127,20 +150,26 @@ func (q *recvQueue) read(b []byte) int {
 // gatherMax bounds the bytes take gathers from several queued chunks.
 const gatherMax = 64 << 10
 
-// take removes the head chunk for WriteTo; when the head is small and more
-// is queued, it gathers up to gatherMax bytes of the queue into one new
-// chunk, so that frames that arrived together leave in one write. The
-// bytes stay held, counting against the window, until release.
+// take removes the head chunk for WriteTo; when the head is small and the
+// chunks after it fit, it gathers whole chunks, up to gatherMax bytes, into
+// one new chunk, so that frames that arrived together leave in one write.
+// It never gathers part of a chunk: the rest would keep its whole buffer
+// while only the rest counted against the window, and the sender, granted
+// the difference, would fill it with new buffers. The bytes stay held,
+// counting against the window, until release.
 func (q *recvQueue) take() chunk {
 	if h := q.chunks[q.head]; len(h.b) < q.n && len(h.b) < gatherMax/4 {
-		size := q.n
-		if size > gatherMax {
-			size = gatherMax
+		size, end := 0, q.head
+		for end < len(q.chunks) && size+len(q.chunks[end].b) <= gatherMax {
+			size += len(q.chunks[end].b)
+			end++
 		}
-		buf := getChunk(size)
-		k := q.read(*buf)
-		q.held += k
-		return chunk{buf: buf, b: (*buf)[:k]}
+		if end > q.head+1 {
+			buf := getChunk(size)
+			k := q.read(*buf) // exactly the chunks head to end-1
+			q.held += k
+			return chunk{buf: buf, b: (*buf)[:k]}
+		}
 	}
 	c := q.chunks[q.head]
 	q.chunks[q.head] = chunk{}

@@ -476,12 +476,18 @@ func TestRelaychain_ChunkClass(t *testing.T) {
 		{1024, 1, 1024},
 		{1025, 2, 2048},
 		{4096, 3, 4096},
-		{4097, 4, 8192},
-		{65536, 7, 65536},
-		{65537, 8, 131072},
-		{256 << 10, 9, 256 << 10},
-		{1<<24 - 1, 15, 1 << 24},
-		{1 << 24, 15, 1 << 24},
+		{4097, 4, 5120}, // four classes per doubling from here
+		{5120, 4, 5120},
+		{5121, 5, 6144},
+		{8192, 7, 8192},
+		{8193, 8, 10240},
+		{65536, 19, 65536},
+		{65537, 20, 81920},
+		{100000, 22, 65536 + 3*16384},
+		{256 << 10, 27, 256 << 10},
+		{256<<10 + 1, 28, 320 << 10},
+		{1<<24 - 1, 51, 1 << 24},
+		{1 << 24, 51, 1 << 24},
 		{1<<24 + 1, -1, 1<<24 + 1}, // above the largest class: exact, unpooled
 		{3 << 23, -1, 3 << 23},
 		{1 << 25, -1, 1 << 25},
@@ -509,6 +515,34 @@ func TestRelaychain_ChunkClass(t *testing.T) {
 	putChunk(&b)
 	if len(b) != 700 {
 		t.Fatalf("putChunk pooled a buffer of capacity 1000 (len now %d)", len(b))
+	}
+}
+
+// Every size up to the largest class gets a buffer at least its size and,
+// above 4 KiB, less than a quarter larger; the classes are in order and
+// each class's own size maps back to it.
+func TestRelaychain_ChunkClassBound(t *testing.T) {
+	prev := 0
+	check := func(n int) {
+		c := chunkClass(n)
+		size := chunkSize(c)
+		if c < prev || size < n || (n > 4096 && size*4 >= n*5) {
+			t.Fatalf("n %d: class %d (previous %d), size %d", n, c, prev, size)
+		}
+		if chunkClass(size) != c {
+			t.Fatalf("class %d has size %d, which maps to class %d", c, size, chunkClass(size))
+		}
+		prev = c
+	}
+	for n := 1; n <= 1<<20; n++ {
+		check(n)
+	}
+	for n := 1<<20 + 1; n <= 1<<maxChunkShift; n += 997 {
+		check(n)
+	}
+	check(1 << maxChunkShift)
+	if prev != numChunkClass-1 {
+		t.Fatalf("largest class %d, want %d", prev, numChunkClass-1)
 	}
 }
 
@@ -612,10 +646,10 @@ func TestRelaychain_RecvQueue_TailAppend(t *testing.T) {
 	}
 
 	// Only frames up to 4 KiB are appended, even when more would fit.
-	big := rcData(8193+4097, 12)
+	big := rcData(32769+4097, 12)
 	q = &recvQueue{}
-	q.push(rcChunk(big[:8193])) // a 16 KiB buffer with 8191 spare
-	q.push(rcChunk(big[8193:]))
+	q.push(rcChunk(big[:32769])) // a 40 KiB buffer with 8191 spare
+	q.push(rcChunk(big[32769:]))
 	if rcLive(q) != 2 {
 		t.Fatalf("a 4097-byte frame was appended to the tail")
 	}
@@ -623,12 +657,12 @@ func TestRelaychain_RecvQueue_TailAppend(t *testing.T) {
 		t.Fatalf("read back wrong")
 	}
 	q = &recvQueue{}
-	q.push(rcChunk(big[:8193]))
-	q.push(rcChunk(big[8193 : 8193+4096]))
-	if rcLive(q) != 1 || q.len() != 8193+4096 {
+	q.push(rcChunk(big[:32769]))
+	q.push(rcChunk(big[32769 : 32769+4096]))
+	if rcLive(q) != 1 || q.len() != 32769+4096 {
 		t.Fatalf("a 4096-byte frame was not appended: %d chunks, len %d", rcLive(q), q.len())
 	}
-	if got := rcReadQ(q, len(big)); !bytes.Equal(got, big[:8193+4096]) {
+	if got := rcReadQ(q, len(big)); !bytes.Equal(got, big[:32769+4096]) {
 		t.Fatalf("read back wrong")
 	}
 }
@@ -668,7 +702,7 @@ func TestRelaychain_RecvQueue_TakeRelease(t *testing.T) {
 		t.Fatalf("take of a lone small chunk: %d bytes, same buffer %v, len %d", len(c.b), c.buf == s.buf, q.len())
 	}
 
-	// Small chunks are gathered, up to 64 KiB per take.
+	// Small chunks are gathered, whole, up to 64 KiB per take.
 	all := rcData(100000, 14)
 	q = &recvQueue{}
 	for i := 0; i < 20; i++ {
@@ -678,14 +712,14 @@ func TestRelaychain_RecvQueue_TakeRelease(t *testing.T) {
 		t.Fatalf("%d chunks queued, want 20", rcLive(q))
 	}
 	g1 := q.take()
-	if len(g1.b) != gatherMax || !bytes.Equal(g1.b, all[:gatherMax]) {
-		t.Fatalf("first gathering take: %d bytes, want the first %d", len(g1.b), gatherMax)
+	if len(g1.b) != 65000 || !bytes.Equal(g1.b, all[:65000]) {
+		t.Fatalf("first gathering take: %d bytes, want the first 13 chunks (65000)", len(g1.b))
 	}
-	if q.held != gatherMax || q.n != 100000-gatherMax || q.len() != 100000 {
-		t.Fatalf("after gathering: held %d n %d len %d", q.held, q.n, q.len())
+	if q.held != 65000 || q.n != 35000 || q.len() != 100000 || rcLive(q) != 7 {
+		t.Fatalf("after gathering: held %d n %d len %d, %d chunks", q.held, q.n, q.len(), rcLive(q))
 	}
-	g2 := q.take() // the head is now a partly read chunk: gathered too
-	if !bytes.Equal(g2.b, all[gatherMax:]) || !q.empty() {
+	g2 := q.take()
+	if !bytes.Equal(g2.b, all[65000:]) || !q.empty() {
 		t.Fatalf("second gathering take: %d bytes, empty %v", len(g2.b), q.empty())
 	}
 	q.release(len(g1.b))
@@ -695,6 +729,21 @@ func TestRelaychain_RecvQueue_TakeRelease(t *testing.T) {
 	}
 	putChunk(g1.buf)
 	putChunk(g2.buf)
+
+	// A small head before a chunk too large to gather with it is handed
+	// out alone, and the large chunk after it whole: gathering part of it
+	// would leave its whole buffer queued for the part not taken.
+	q = &recvQueue{}
+	head := rcChunk(all[:40])
+	big := rcChunk(all[40:90000])
+	q.push(head)
+	q.push(big)
+	if c := q.take(); c.buf != head.buf || len(c.b) != 40 {
+		t.Fatalf("take of a small head before a large chunk: %d bytes, same buffer %v", len(c.b), c.buf == head.buf)
+	}
+	if c := q.take(); c.buf != big.buf || len(c.b) != 90000-40 {
+		t.Fatalf("take of the large chunk: %d bytes, same buffer %v", len(c.b), c.buf == big.buf)
+	}
 }
 
 // A stream whose queue never runs empty (a reader or WriteTo always a frame
@@ -818,10 +867,7 @@ func TestRelaychain_WriteTo_ZeroCopyFrameSize(t *testing.T) {
 		}
 		select {
 		case c := <-sink.called:
-			wantCap := 1 << 9
-			for wantCap < size {
-				wantCap <<= 1
-			}
+			wantCap := chunkSize(chunkClass(size))
 			if c.n != size || c.cap != wantCap {
 				t.Fatalf("frame of %d bytes reached the writer as len %d cap %d, want len %d cap %d",
 					size, c.n, c.cap, size, wantCap)
@@ -897,14 +943,15 @@ func TestRelaychain_WriteTo_HoldsOneWindow(t *testing.T) {
 	}
 }
 
-// Frames queued before WriteTo runs leave in one Write, up to 64 KiB each.
+// Frames queued before WriteTo runs leave in one Write, as many whole
+// frames as fit in 64 KiB.
 func TestRelaychain_WriteTo_GathersSmallFrames(t *testing.T) {
 	for _, tc := range []struct {
 		frames int
 		want   []int
 	}{
 		{12, []int{12000}},
-		{100, []int{gatherMax, 100000 - gatherMax}},
+		{100, []int{65000, 35000}}, // whole frames only: 65 of them fit in 64 KiB
 	} {
 		cc, sc := testConnPipe(t)
 		client, server := testClientServerConfig(t, cc, sc, rcConf(), rcConf())
@@ -963,7 +1010,7 @@ func TestRelaychain_WriteTo_WriteCloseOnLast(t *testing.T) {
 			t.Fatalf("WriteTo = %d, %v", n, err)
 		}
 		out, calls := sink.snapshot()
-		want := []rcSinkCall{{20000, 32768, false}, {20000, 32768, false}, {20000, 32768, true}}
+		want := []rcSinkCall{{20000, 20480, false}, {20000, 20480, false}, {20000, 20480, true}}
 		if !bytes.Equal(out, data) || len(calls) != 3 || calls[0] != want[0] || calls[1] != want[1] || calls[2] != want[2] {
 			t.Fatalf("calls %+v, want %+v", calls, want)
 		}
