@@ -28,8 +28,14 @@ type ClientConfig struct {
 	Timeout time.Duration
 	// DialTimeout bounds dialing the first hop. Default 10s.
 	DialTimeout time.Duration
-	// StreamWindow is the yamux receive window per stream.
+	// StreamWindow is the yamux receive window each stream starts with.
 	StreamWindow uint32
+	// StreamWindowMax and WindowBudget let a stream's window grow, as a
+	// node's do (Config): up to StreamWindowMax, and by WindowBudget over
+	// all of this client's streams. Defaults DefaultStreamWindowMax and
+	// DefaultWindowBudget; a negative WindowBudget turns growth off.
+	StreamWindowMax uint32
+	WindowBudget    int64
 	// Verify says how received bytes are checked. Default VerifySHA256.
 	Verify Verify
 	// Transport picks the link a GET travels on. Default TransportAuto.
@@ -109,13 +115,19 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.StreamWindow == 0 {
 		cfg.StreamWindow = DefaultStreamWindow
 	}
+	if cfg.StreamWindowMax == 0 {
+		cfg.StreamWindowMax = DefaultStreamWindowMax
+	}
+	if cfg.WindowBudget == 0 {
+		cfg.WindowBudget = DefaultWindowBudget
+	}
 	if cfg.RawThreshold <= 0 {
 		cfg.RawThreshold = DefaultRawThreshold
 	}
 	d := newDialer(nil, cfg.DialTimeout, cfg.TLS)
 	c := &Client{cfg: cfg, dialer: d, raw: newRawPool(d)}
 	c.closing, c.cancelClose = context.WithCancel(context.Background())
-	first, ycfg := cfg.Route[0], yamuxConfig(cfg.StreamWindow)
+	first, ycfg := cfg.Route[0], yamuxConfig(cfg.StreamWindow, cfg.StreamWindowMax, cfg.WindowBudget)
 	c.links = &sessionSet{dial: func(ctx context.Context) (*yamux.Session, error) {
 		s, err := dialSession(ctx, d, first, ycfg)
 		if err != nil {

@@ -40,16 +40,27 @@ type Config struct {
 	// NoRequestLog leaves out the info line logged for each request that
 	// succeeded; failed requests are still logged, at warn.
 	NoRequestLog bool
-	// StreamWindow is the yamux per-stream receive window in bytes.
+	// StreamWindow is the yamux per-stream receive window in bytes that
+	// every stream starts with.
 	StreamWindow uint32
+	// StreamWindowMax is the largest a stream's receive window grows to:
+	// it doubles while the window, not the stream's reader, holds the
+	// stream back (the patched yamux, third_party/yamux/growth.go). At or
+	// below StreamWindow, windows do not grow.
+	StreamWindowMax uint32
+	// WindowBudget caps the growth of all of this node's stream windows
+	// together, above their StreamWindow; a stream gives its growth back
+	// when it closes. Negative turns growth off.
+	WindowBudget int64
 	// MaxStreamsPerLink caps concurrent streams on one inbound link; a
 	// stream beyond it is answered busy.
 	MaxStreamsPerLink int
 	// MaxStreams caps concurrent streams over all inbound links, and with
-	// them memory: a relayed stream whose reader stalls holds at most one
-	// StreamWindow of received bytes (the patched yamux counts a frame
-	// against the window until it is passed on), in pooled buffers that
-	// round a frame up to a power of two. Beyond it a stream is answered
+	// them memory: a relayed stream whose reader stalls holds at most its
+	// window of received bytes (the patched yamux counts a frame against
+	// the window until it is passed on), in pooled buffers at most a
+	// quarter larger than the frame; windows start at StreamWindow and
+	// grow by at most WindowBudget in all. Beyond it a stream is answered
 	// busy. A stream stops counting once its answer is through.
 	MaxStreams int
 	// MaxLinks caps concurrent inbound links; a link beyond it is refused
@@ -77,10 +88,15 @@ const (
 	// reported by the client's own idle timeout first.
 	DefaultIdleTimeout       = 60 * time.Second
 	DefaultStreamWindow      = 1 << 20
+	DefaultStreamWindowMax   = 16 << 20
+	DefaultWindowBudget      = 64 << 20
 	DefaultMaxStreamsPerLink = 256
 	DefaultMaxStreams        = 768
 	DefaultMaxLinks          = 1024
 )
+
+// maxStreamWindow bounds the window a stream may grow to.
+const maxStreamWindow = 1 << 30
 
 // DefaultConfig returns a relay-only configuration with every default set.
 func DefaultConfig() Config {
@@ -91,6 +107,8 @@ func DefaultConfig() Config {
 		Linger:            DefaultLinger,
 		IdleTimeout:       DefaultIdleTimeout,
 		StreamWindow:      DefaultStreamWindow,
+		StreamWindowMax:   DefaultStreamWindowMax,
+		WindowBudget:      DefaultWindowBudget,
 		MaxStreamsPerLink: DefaultMaxStreamsPerLink,
 		MaxStreams:        DefaultMaxStreams,
 		MaxLinks:          DefaultMaxLinks,
@@ -119,6 +137,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.StreamWindow == 0 {
 		c.StreamWindow = d.StreamWindow
 	}
+	if c.StreamWindowMax == 0 {
+		c.StreamWindowMax = d.StreamWindowMax
+	}
+	if c.WindowBudget == 0 {
+		c.WindowBudget = d.WindowBudget
+	}
 	if c.MaxStreamsPerLink == 0 {
 		c.MaxStreamsPerLink = d.MaxStreamsPerLink
 	}
@@ -141,6 +165,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("timeouts must be positive")
 	case c.StreamWindow < 256<<10:
 		return c, fmt.Errorf("stream window %d: must be at least 256 KiB", c.StreamWindow)
+	case c.StreamWindowMax > maxStreamWindow:
+		return c, fmt.Errorf("stream window max %d: must be at most 1 GiB", c.StreamWindowMax)
 	case c.MaxStreamsPerLink < 1 || c.MaxStreams < 1 || c.MaxLinks < 1:
 		return c, fmt.Errorf("stream and link limits must be at least 1")
 	}

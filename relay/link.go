@@ -95,10 +95,16 @@ func answerPreface(conn net.Conn, st route.Status, deadline time.Time) error {
 	return conn.SetWriteDeadline(time.Time{})
 }
 
-// yamuxConfig returns the session settings shared by nodes and clients.
-func yamuxConfig(window uint32) *yamux.Config {
+// yamuxConfig returns the session settings shared by nodes and clients:
+// streams start at window bytes and, with windowMax above it and a positive
+// budget, grow up to windowMax while the window limits them, drawing on
+// one budget for every session made with this config.
+func yamuxConfig(window, windowMax uint32, budget int64) *yamux.Config {
 	y := yamux.DefaultConfig()
 	y.MaxStreamWindowSize = window
+	if windowMax > window && budget > 0 {
+		y.WindowGrowth = yamux.NewWindowBudget(windowMax, budget)
+	}
 	y.LogOutput = io.Discard
 	y.EnableKeepAlive = true
 	y.KeepAliveInterval = 15 * time.Second

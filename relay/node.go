@@ -62,7 +62,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg:     cfg,
 		allow:   allow,
-		ycfg:    yamuxConfig(cfg.StreamWindow),
+		ycfg:    yamuxConfig(cfg.StreamWindow, cfg.StreamWindowMax, cfg.WindowBudget),
 		closers: map[io.Closer]struct{}{},
 	}
 	d := newDialer(allow, cfg.DialTimeout, cfg.TLS)

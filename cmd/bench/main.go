@@ -56,7 +56,7 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "full-matrix", Value: ints(d.FullMatrixAt), Usage: "chain lengths at which the bulk suite measures every transport x verify x cache combination"},
 			&cli.IntFlag{Name: "tls-relays", Value: d.TLSRelays, Usage: "chain length of the tls suite (which moves a file of -size)"},
 			&cli.StringFlag{Name: "tune-size", Value: "256MiB", Usage: "file `SIZE` of the tune suite"},
-			&cli.StringFlag{Name: "windows", Value: "256KiB,1MiB,4MiB,16MiB", Usage: "stream windows the tune suite compares"},
+			&cli.StringFlag{Name: "windows", Value: "256KiB,1MiB,4MiB,16MiB,256KiB:16MiB,1MiB:16MiB", Usage: "stream windows the tune suite compares: W is a fixed window, W:MAX one that starts at W and grows up to MAX"},
 			&cli.IntFlag{Name: "tune-relays", Value: d.TuneRelays, Usage: "chain length of the tune suite"},
 			&cli.StringSliceFlag{Name: "variant", Usage: "`NAME=NODEBIN[@WINDOW]`: also measure this node binary in the tune suite, at WINDOW (default: the node default, 1MiB); repeatable, no commas in NAME"},
 			&cli.StringFlag{Name: "concurrency", Value: ints(d.Concurrency), Usage: "concurrent small GETs of the latency suite"},
@@ -138,11 +138,20 @@ func config(c *cli.Context) (bench.Config, error) {
 	set("windows", func(s string) error {
 		cfg.Windows = nil
 		for _, f := range list(s) {
-			n, e := parseSize("windows", f)
-			if e != nil || n > 1<<31 {
-				return fmt.Errorf("-windows %q: want sizes up to 2GiB", s)
+			start, max, _ := strings.Cut(f, ":")
+			n, e := parseSize("windows", start)
+			if e != nil || n > 1<<30 {
+				return fmt.Errorf("-windows %q: want sizes up to 1GiB", s)
 			}
-			cfg.Windows = append(cfg.Windows, uint32(n))
+			w := bench.TuneWindow{Start: uint32(n)}
+			if max != "" {
+				m, e := parseSize("windows", max)
+				if e != nil || m > 1<<30 {
+					return fmt.Errorf("-windows %q: want sizes up to 1GiB", s)
+				}
+				w.Max = uint32(m)
+			}
+			cfg.Windows = append(cfg.Windows, w)
 		}
 		return nil
 	})

@@ -45,7 +45,9 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "cache-size", Value: "64MiB", EnvVars: env("CACHE_SIZE"), Usage: "terminal cache budget, e.g. 64MiB, 64MB or 67108864; 0 turns it off"},
 			&cli.DurationFlag{Name: "header-timeout", Value: d.HeaderTimeout, EnvVars: env("HEADER_TIMEOUT"), Usage: "cut off a peer that has not sent its preface or request header by then"},
 			&cli.DurationFlag{Name: "dial-timeout", Value: d.DialTimeout, EnvVars: env("DIAL_TIMEOUT"), Usage: "give up dialing a next hop after this long"},
-			&cli.StringFlag{Name: "stream-window", Value: humanize.IBytes(uint64(d.StreamWindow)), EnvVars: env("STREAM_WINDOW"), Usage: "yamux receive window per stream; large files move over raw links, which it does not limit (a stalled stream holds at most one window)"},
+			&cli.StringFlag{Name: "stream-window", Value: humanize.IBytes(uint64(d.StreamWindow)), EnvVars: env("STREAM_WINDOW"), Usage: "yamux receive window each stream starts with; large files move over raw links, which it does not limit (a stalled stream holds at most its window)"},
+			&cli.StringFlag{Name: "stream-window-max", Value: humanize.IBytes(uint64(d.StreamWindowMax)), EnvVars: env("STREAM_WINDOW_MAX"), Usage: "a stream's window doubles up to this while the window, not its reader, holds it back; at or below --stream-window it does not grow"},
+			&cli.StringFlag{Name: "window-budget", Value: humanize.IBytes(uint64(d.WindowBudget)), EnvVars: env("WINDOW_BUDGET"), Usage: "total window growth over all streams of this node (bounds the memory growth can hold); 0 turns growth off"},
 			&cli.IntFlag{Name: "max-streams", Value: d.MaxStreamsPerLink, EnvVars: env("MAX_STREAMS"), Usage: "concurrent streams per inbound link; more are answered busy"},
 			&cli.IntFlag{Name: "max-streams-total", Value: d.MaxStreams, EnvVars: env("MAX_STREAMS_TOTAL"), Usage: "concurrent streams over all links (bounds memory); more are answered busy"},
 			&cli.IntFlag{Name: "max-links", Value: d.MaxLinks, EnvVars: env("MAX_LINKS"), Usage: "concurrent inbound links; more are refused busy"},
@@ -80,6 +82,20 @@ func config(c *cli.Context) (relay.Config, error) {
 	if err != nil || window > 1<<31 {
 		return cfg, fmt.Errorf("--stream-window %q: want a size up to 2GiB", c.String("stream-window"))
 	}
+	windowMax, err := humanize.ParseBytes(c.String("stream-window-max"))
+	if err != nil || windowMax > 1<<30 {
+		return cfg, fmt.Errorf("--stream-window-max %q: want a size up to 1GiB", c.String("stream-window-max"))
+	}
+	budget, err := humanize.ParseBytes(c.String("window-budget"))
+	if err != nil || budget > 1<<40 {
+		return cfg, fmt.Errorf("--window-budget %q: want a size up to 1TiB", c.String("window-budget"))
+	}
+	if budget == 0 {
+		cfg.WindowBudget = -1 // off
+	} else {
+		cfg.WindowBudget = int64(budget)
+	}
+	cfg.StreamWindowMax = uint32(windowMax)
 	if cfg.TLS, err = cliutil.LoadTLS(c.String("tls-cert"), c.String("tls-key"), c.String("tls-ca")); err != nil {
 		return cfg, err
 	}

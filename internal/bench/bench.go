@@ -49,6 +49,25 @@ const (
 // AllSuites lists every suite in the order they run.
 var AllSuites = []string{SuiteBulk, SuiteTLS, SuiteTune, SuiteLatency, SuiteStreams}
 
+// TuneWindow is a stream window of the tune suite: Start, growing up to Max
+// while it limits a stream (node --stream-window-max); a Max at or below
+// Start is a fixed window.
+type TuneWindow struct {
+	Start, Max uint32
+}
+
+// Grows reports whether the window grows.
+func (w TuneWindow) Grows() bool { return w.Max > w.Start }
+
+// String returns the window as the -windows flag takes it: "1 MiB" or
+// "1 MiB:16 MiB".
+func (w TuneWindow) String() string {
+	if w.Grows() {
+		return fmtSize(int64(w.Start)) + ":" + fmtSize(int64(w.Max))
+	}
+	return fmtSize(int64(w.Start))
+}
+
 // Variant is an extra node binary measured by the tune suite next to the
 // one built from this tree (e.g. one built with another copy buffer size).
 type Variant struct {
@@ -89,7 +108,7 @@ type Config struct {
 	// TuneRelays is the chain length of the tune suite.
 	TuneRelays int
 	// Windows are the stream windows the tune suite compares.
-	Windows []uint32
+	Windows []TuneWindow
 	// Variants are extra node binaries for the tune suite.
 	Variants []Variant
 
@@ -130,17 +149,18 @@ type Config struct {
 // DefaultConfig returns the full benchmark's configuration.
 func DefaultConfig() Config {
 	return Config{
-		Suites:        AllSuites,
-		Size:          1 << 30,
-		Relays:        []int{0, 1, 3, 8},
-		Runs:          5,
-		Transports:    []string{"raw", "mux"},
-		Verifies:      []string{"sha256", "crc32c"},
-		FullMatrixAt:  []int{3},
-		TLSRelays:     3,
-		TuneSize:      256 << 20,
-		TuneRelays:    3,
-		Windows:       []uint32{256 << 10, 1 << 20, 4 << 20, 16 << 20},
+		Suites:       AllSuites,
+		Size:         1 << 30,
+		Relays:       []int{0, 1, 3, 8},
+		Runs:         5,
+		Transports:   []string{"raw", "mux"},
+		Verifies:     []string{"sha256", "crc32c"},
+		FullMatrixAt: []int{3},
+		TLSRelays:    3,
+		TuneSize:     256 << 20,
+		TuneRelays:   3,
+		Windows: []TuneWindow{{Start: 256 << 10}, {Start: 1 << 20}, {Start: 4 << 20}, {Start: 16 << 20},
+			{Start: 256 << 10, Max: 16 << 20}, {Start: 1 << 20, Max: 16 << 20}},
 		SmallSize:     4 << 10,
 		LatencyRelays: 3,
 		Concurrency:   []int{1, 64, 512},
@@ -162,7 +182,7 @@ func ShortConfig() Config {
 	c.Runs = 1
 	c.TuneRelays = 1
 	c.TLSRelays = 1
-	c.Windows = []uint32{256 << 10, 1 << 20}
+	c.Windows = []TuneWindow{{Start: 256 << 10}, {Start: 256 << 10, Max: 1 << 20}}
 	c.LatencyRelays = 3
 	c.Concurrency = []int{1, 16}
 	c.LatencyTime = 100 * time.Millisecond
@@ -247,8 +267,8 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	for _, w := range c.Windows {
-		if w < 256<<10 {
-			return c, fmt.Errorf("window %d: at least 256 KiB", w)
+		if w.Start < 256<<10 || w.Max > 1<<30 {
+			return c, fmt.Errorf("window %s: start at least 256 KiB, max at most 1 GiB", w)
 		}
 	}
 	switch {

@@ -82,7 +82,8 @@ func TestConfigRejects(t *testing.T) {
 		{"verify", func(c *Config) { c.Verifies = []string{"md5"} }},
 		{"relays", func(c *Config) { c.Relays = []int{-1} }},
 		{"tls relays", func(c *Config) { c.TLSRelays = 31 }},
-		{"window", func(c *Config) { c.Windows = []uint32{1024} }},
+		{"window", func(c *Config) { c.Windows = []TuneWindow{{Start: 1024}} }},
+		{"window max", func(c *Config) { c.Windows = []TuneWindow{{Start: 1 << 20, Max: 2 << 30}} }},
 		{"self", func(c *Config) { c.Self = nil }},
 	} {
 		cfg := ShortConfig()

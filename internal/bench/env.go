@@ -330,8 +330,21 @@ func newClient(rt route.Route, transport, verify string, window uint32) (*relay.
 	return newClientTimeout(rt, transport, verify, window, 0)
 }
 
+// newClientGrowth is newClient whose stream windows start at w.Start and
+// grow up to w.Max, or stay at w.Start for a fixed window.
+func newClientGrowth(rt route.Route, transport, verify string, w TuneWindow) (*relay.Client, error) {
+	cfg := clientConfig(rt, transport, verify, w.Start, 0)
+	cfg.StreamWindowMax = max(w.Max, w.Start) // at Start: no growth
+	return relay.NewClient(cfg)
+}
+
 // newClientTimeout is newClient with an idle timeout (0: the default).
 func newClientTimeout(rt route.Route, transport, verify string, window uint32, timeout time.Duration) (*relay.Client, error) {
+	return relay.NewClient(clientConfig(rt, transport, verify, window, timeout))
+}
+
+// clientConfig returns the configuration of a client for rt.
+func clientConfig(rt route.Route, transport, verify string, window uint32, timeout time.Duration) relay.ClientConfig {
 	cfg := relay.ClientConfig{Route: rt, StreamWindow: window, Timeout: timeout}
 	switch transport {
 	case "raw":
@@ -344,5 +357,5 @@ func newClientTimeout(rt route.Route, transport, verify string, window uint32, t
 	if verify == "crc32c" {
 		cfg.Verify = relay.VerifyCRC32C
 	}
-	return relay.NewClient(cfg)
+	return cfg
 }

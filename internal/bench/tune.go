@@ -12,17 +12,25 @@ import (
 // tuneConfig is one node binary at one stream window, with its own chain.
 type tuneConfig struct {
 	label     string
-	window    uint32
+	window    TuneWindow
 	hit, miss func(context.Context) (float64, error)
 }
 
 // startTuneChain starts n relays and an origin from bin, all with window,
 // and returns fetches of the cached and the streamed file over the mux.
-func (e *env) startTuneChain(ctx context.Context, label, bin string, n int, window uint32, clients *[]*relay.Client, started *[]*proc) (tuneConfig, error) {
+// With growing set, the nodes and the client are given window's Max (or,
+// for a fixed window, told not to grow); without it, bin is another tree's
+// node, which is given only the start window, and the client does not
+// grow.
+func (e *env) startTuneChain(ctx context.Context, label, bin string, n int, window TuneWindow, growing bool, clients *[]*relay.Client, started *[]*proc) (tuneConfig, error) {
 	tc := tuneConfig{label: label, window: window}
-	tag := fmt.Sprintf("tune-%s-%s", sanitize(label), fmtSize(int64(window)))
+	tag := fmt.Sprintf("tune-%s-%s", sanitize(label), sanitize(window.String()))
+	flags := []string{"--stream-window", sizeArg(int64(window.Start))}
+	if growing {
+		flags = append(flags, "--stream-window-max", sizeArg(int64(max(window.Max, window.Start))))
+	}
 	start := func(name string, args ...string) (*proc, error) {
-		p, err := e.startNodeBin(ctx, bin, tag+"-"+name, append([]string{"--stream-window", sizeArg(int64(window))}, args...)...)
+		p, err := e.startNodeBin(ctx, bin, tag+"-"+name, append(slices.Clone(flags), args...)...)
 		if err == nil {
 			*started = append(*started, p)
 		}
@@ -49,7 +57,7 @@ func (e *env) startTuneChain(ctx context.Context, label, bin string, n int, wind
 		origin *proc
 		name   string
 	}{{hit, fileTune}, {miss, fileTune}} {
-		cl, err := newClient(append(slices.Clone(relays), o.origin.addr), "mux", "crc32c", window)
+		cl, err := newClientGrowth(append(slices.Clone(relays), o.origin.addr), "mux", "crc32c", window)
 		if err != nil {
 			return tc, err
 		}
@@ -88,18 +96,18 @@ func (e *env) runTune(ctx context.Context, rep *Report) error {
 	}()
 	var configs []tuneConfig
 	for _, w := range e.cfg.Windows {
-		tc, err := e.startTuneChain(ctx, "this tree", e.node, n, w, &clients, &procs)
+		tc, err := e.startTuneChain(ctx, "this tree", e.node, n, w, true, &clients, &procs)
 		if err != nil {
 			return err
 		}
 		configs = append(configs, tc)
 	}
 	for _, v := range e.cfg.Variants {
-		w := v.Window
-		if w == 0 {
-			w = relay.DefaultStreamWindow
+		w := TuneWindow{Start: v.Window}
+		if w.Start == 0 {
+			w.Start = relay.DefaultStreamWindow
 		}
-		tc, err := e.startTuneChain(ctx, v.Name, v.Bin, n, w, &clients, &procs)
+		tc, err := e.startTuneChain(ctx, v.Name, v.Bin, n, w, false, &clients, &procs)
 		if err != nil {
 			return err
 		}
@@ -126,14 +134,14 @@ func (e *env) runTune(ctx context.Context, rep *Report) error {
 			}
 			hits[i], misses[i] = append(hits[i], h), append(misses[i], m)
 			e.logf("tune run %d/%d, %s window %s: hit %.0f MB/s, miss (digest remembered) %.0f MB/s",
-				run, e.cfg.Runs, tc.label, fmtSize(int64(tc.window)), h, m)
+				run, e.cfg.Runs, tc.label, tc.window, h, m)
 		}
 	}
 	b := median(baseRuns)
 	rows := [][]string{{baselineLabel, "—", fmtMBs(b), "1.00", fmtMBs(b), "1.00"}}
 	for i, tc := range configs {
 		h, m := median(hits[i]), median(misses[i])
-		rows = append(rows, []string{"relaychain mux (" + tc.label + ")", fmtSize(int64(tc.window)),
+		rows = append(rows, []string{"relaychain mux (" + tc.label + ")", tc.window.String(),
 			fmtMBs(h), fmtRatio(h, b), fmtMBs(m), fmtRatio(m, b)})
 	}
 	rep.add(Section{

@@ -485,6 +485,8 @@ func TestNodeSettings(t *testing.T) {
 	for _, args := range [][]string{
 		{"--listen", "127.0.0.1:0", "--log-format", "xml"},
 		{"--listen", "127.0.0.1:0", "--cache-size", "lots"},
+		{"--listen", "127.0.0.1:0", "--stream-window-max", "2GiB"},
+		{"--listen", "127.0.0.1:0", "--window-budget", "lots"},
 		{"--listen", "127.0.0.1:0", "extra-argument"},
 		{"--listen", "not-an-address"},
 	} {

@@ -57,6 +57,13 @@ type Config struct {
 	// open as upstream's do.
 	LazyOpen bool
 
+	// WindowGrowth (relaychain patch), when not nil, lets a stream's
+	// receive window grow past MaxStreamWindowSize, doubling up to the
+	// budget's Max, while the window rather than the reader limits the
+	// stream; the growth is drawn from the budget, which sessions may
+	// share, and given back when the stream closes (growth.go).
+	WindowGrowth *WindowBudget
+
 	// Logger is used to pass in the logger to be used. Either Logger or
 	// LogOutput can be set, not both.
 	Logger Logger

@@ -922,8 +922,12 @@ func (s *Session) closeStream(id uint32) {
 		}
 		delete(s.inflight, id) // relaychain patch: upstream left it
 	}
+	st := s.streams[id]
 	delete(s.streams, id)
 	s.streamLock.Unlock()
+	if st != nil {
+		st.endGrowth()
+	}
 }
 
 // establishStream is used to mark a stream that was in the

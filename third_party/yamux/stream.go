@@ -41,6 +41,7 @@ type Stream struct {
 	cutErr     error
 
 	recv     recvQueue
+	grow     growth // relaychain patch, growth.go
 	recvLock sync.Mutex
 
 	controlHdr     header
@@ -85,6 +86,7 @@ func newStream(session *Session, id uint32, state streamState) *Stream {
 	s.readDeadline.Store(time.Time{})
 	s.writeDeadline.Store(time.Time{})
 	s.ackPending = state == streamSYNReceived
+	s.grow.window = session.config.MaxStreamWindowSize
 	return s
 }
 
@@ -218,6 +220,10 @@ func (s *Stream) awaitData() error {
 			timer = time.NewTimer(delay)
 			timeout = timer.C
 		}
+		var waitStart time.Time
+		if s.session.config.WindowGrowth != nil {
+			waitStart = time.Now()
+		}
 		shutdown := false
 		select {
 		case <-s.session.shutdownCh:
@@ -228,6 +234,13 @@ func (s *Stream) awaitData() error {
 		}
 		if timer != nil {
 			timer.Stop()
+		}
+		if !waitStart.IsZero() {
+			// The reader waited for data: window growth counts it.
+			d := time.Since(waitStart)
+			s.recvLock.Lock()
+			s.grow.waited += d
+			s.recvLock.Unlock()
 		}
 		if shutdown {
 			// relaychain patch: upstream went back to the top here and
@@ -409,11 +422,18 @@ func (s *Stream) sendWindowUpdate() error {
 	defer s.controlHdrLock.Unlock()
 
 	// Determine the delta update
-	max := s.session.config.MaxStreamWindowSize
 	var bufLen uint32
 	s.recvLock.Lock()
 	bufLen = uint32(s.recv.len())
+	max := s.grow.window
 	delta := (max - bufLen) - s.recvWindow
+	if s.session.config.WindowGrowth != nil && delta >= max/updDiv {
+		// An update goes out (unless LazyOpen holds it back): the epoch
+		// ends, and may grow the window (relaychain patch, growth.go).
+		s.maybeGrow(bufLen, time.Now())
+		max = s.grow.window
+		delta = (max - bufLen) - s.recvWindow
+	}
 
 	// LazyOpen: a small update does not go out just to carry the SYN or
 	// ACK; those ride on the stream's first frame (relaychain patch). Nor
@@ -467,7 +487,7 @@ func (s *Stream) sendWindowUpdate() error {
 func (s *Stream) openDelta() uint32 {
 	s.recvLock.Lock()
 	defer s.recvLock.Unlock()
-	max := s.session.config.MaxStreamWindowSize
+	max := s.grow.window
 	delta := (max - uint32(s.recv.len())) - s.recvWindow
 	if delta < max/updDiv {
 		return 0 // not worth a header yet, as in sendWindowUpdate
@@ -630,6 +650,7 @@ func (s *Stream) forceClose(cause error) {
 	s.state = streamClosed
 	s.stateLock.Unlock()
 	s.notifyWaiting()
+	s.endGrowth()
 }
 
 // processFlags is used to update the state of the stream

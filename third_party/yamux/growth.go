@@ -1,0 +1,115 @@
+package yamux
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// relaychain patch: receive windows that grow while they limit a stream.
+//
+// A stream's receive window caps its throughput at one window per round
+// trip of a window update, and on a busy host that round trip includes the
+// scheduling delays of every process in a chain of hops. A window large
+// enough for bulk transfers, given to every stream, would make every
+// stalled stream hold that much. So a stream starts at
+// Config.MaxStreamWindowSize and, when Config.WindowGrowth is set, doubles
+// its window, up to the budget's Max, each time an epoch (the time between
+// two window updates it sends, each at least half a window) shows that the
+// reader keeps up with the sender: it has taken everything that arrived,
+// and it spent at least a quarter of the epoch waiting for data. A larger
+// window then lets the sender send larger frames and fewer of them, with
+// fewer window updates, which on a CPU-bound chain of hops is what limits
+// a bulk stream. A reader that is itself the bottleneck (a slow writer
+// behind a relay, a client that stopped reading) does not wait for data,
+// and a stream that moves little sends no update; neither grows. The
+// growth is drawn from a budget that sessions may share, such as every
+// session of one node, and goes back to it when the stream closes, so that
+// at most the budget's Total is held above the base windows.
+
+// WindowBudget bounds the receive-window growth of the streams of the
+// sessions that share it (relaychain patch).
+type WindowBudget struct {
+	max   uint32
+	total int64
+	used  atomic.Int64
+}
+
+// NewWindowBudget returns a budget that lets one stream's window grow to
+// max bytes, and all its streams' windows together grow by total bytes
+// above their base windows.
+func NewWindowBudget(max uint32, total int64) *WindowBudget {
+	return &WindowBudget{max: max, total: total}
+}
+
+// Max returns the largest window a stream may grow to.
+func (b *WindowBudget) Max() uint32 { return b.max }
+
+// Used returns the bytes of growth its streams hold now.
+func (b *WindowBudget) Used() int64 { return b.used.Load() }
+
+// take draws n bytes from the budget, or reports false when they do not
+// fit.
+func (b *WindowBudget) take(n int64) bool {
+	for {
+		u := b.used.Load()
+		if u+n > b.total {
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
+// giveBack returns n bytes to the budget.
+func (b *WindowBudget) giveBack(n int64) { b.used.Add(-n) }
+
+// growth is a stream's window-growth state. window, waited and epoch are
+// under the stream's recvLock; grown and ended under mu, which is taken
+// last (endGrowth runs under the stream's stateLock, which is taken after
+// recvLock elsewhere, so it must not take recvLock).
+type growth struct {
+	window uint32        // the window the stream grants now
+	waited time.Duration // the reader's wait for data this epoch
+	epoch  time.Time     // when the epoch began
+
+	mu    sync.Mutex
+	grown uint32 // window bytes drawn from the budget
+	ended bool   // the growth was given back: no more
+}
+
+// maybeGrow doubles the window when this epoch shows that the reader keeps
+// up. buffered is what is queued or held; the caller holds recvLock
+// and is about to send a window update, which ends the epoch.
+func (s *Stream) maybeGrow(buffered uint32, now time.Time) {
+	g, b := &s.grow, s.session.config.WindowGrowth
+	limited := buffered == 0 && !g.epoch.IsZero() && g.waited*4 >= now.Sub(g.epoch)
+	g.waited, g.epoch = 0, now
+	if !limited || b == nil || g.window >= b.max {
+		return
+	}
+	add := b.max - g.window // the package's min is for uint32s
+	if g.window < add {
+		add = g.window // double
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ended || !b.take(int64(add)) {
+		return
+	}
+	g.window += add
+	g.grown += add
+}
+
+// endGrowth gives the stream's window growth back to the budget; it is
+// called when the stream is closed or cut, and is safe to call again.
+func (s *Stream) endGrowth() {
+	s.grow.mu.Lock()
+	n := s.grow.grown
+	s.grow.grown, s.grow.ended = 0, true
+	s.grow.mu.Unlock()
+	if n > 0 {
+		s.session.config.WindowGrowth.giveBack(int64(n))
+	}
+}

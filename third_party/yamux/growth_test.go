@@ -1,0 +1,233 @@
+package yamux
+
+import (
+	"io"
+	"testing"
+	"time"
+)
+
+// rcGrowConf is rcConf with window growth from 256 KiB up to max, drawing
+// on b.
+func rcGrowConf(b *WindowBudget) *Config {
+	return rcConf(rcLazy, func(c *Config) { c.WindowGrowth = b })
+}
+
+// rcStreamWindow returns the window st grants now.
+func rcStreamWindow(st *Stream) uint32 {
+	st.recvLock.Lock()
+	defer st.recvLock.Unlock()
+	return st.grow.window
+}
+
+// rcSend writes n bytes to st in 64 KiB writes and closes it.
+func rcSend(st *Stream, n int) error {
+	buf := make([]byte, 64<<10)
+	for n > 0 {
+		k := len(buf)
+		if n < k {
+			k = n
+		}
+		if _, err := st.Write(buf[:k]); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return st.Close()
+}
+
+// A reader that keeps up with a sender held back by the window lets the
+// window grow, up to the budget's Max; the growth goes back to the budget
+// when the stream closes.
+func TestRelaychain_WindowGrowth_FastReader(t *testing.T) {
+	b := NewWindowBudget(4<<20, 64<<20)
+	cc, sc := testConnTCP(t)
+	client, server := testClientServerConfig(t, cc, sc, rcConf(rcLazy), rcGrowConf(b))
+	cs := rcOpen(t, client)
+	sent := rcAsync(func() error { return rcSend(cs, 64<<20) })
+	st := rcAccept(t, server)
+	var peak uint32
+	buf := make([]byte, 256<<10)
+	var got int
+	for {
+		n, err := st.Read(buf)
+		got += n
+		if w := rcStreamWindow(st); w > peak {
+			peak = w
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Read after %d bytes: %v", got, err)
+		}
+	}
+	if err := rcAwait(t, sent, 10*time.Second, "sender"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	t.Logf("peak window %d, budget used %d", peak, b.Used())
+	if peak != 4<<20 {
+		t.Fatalf("window peaked at %d, want it grown to %d", peak, 4<<20)
+	}
+	st.Close()
+	rcEventually(t, 10*time.Second, "growth given back", func() bool { return b.Used() == 0 })
+}
+
+// rcSlowRead reads st to EOF in 64 KiB reads, sleeping pause before each:
+// a reader slower than the sender.
+func rcSlowRead(st *Stream, pause time.Duration, peak *uint32) error {
+	buf := make([]byte, 64<<10)
+	for {
+		time.Sleep(pause)
+		_, err := st.Read(buf)
+		if w := rcStreamWindow(st); w > *peak {
+			*peak = w
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// A reader slower than its sender is the bottleneck: it never waits for
+// data, and its window stays where it started.
+func TestRelaychain_WindowGrowth_SlowReaderStays(t *testing.T) {
+	b := NewWindowBudget(4<<20, 64<<20)
+	cc, sc := testConnTCP(t)
+	client, server := testClientServerConfig(t, cc, sc, rcConf(rcLazy), rcGrowConf(b))
+	cs := rcOpen(t, client)
+	sent := rcAsync(func() error { return rcSend(cs, 4<<20) })
+	st := rcAccept(t, server)
+	var peak uint32
+	if err := rcSlowRead(st, 2*time.Millisecond, &peak); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if err := rcAwait(t, sent, 10*time.Second, "sender"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if peak != initialStreamWindow || b.Used() != 0 {
+		t.Fatalf("slow reader: window peaked at %d (budget used %d), want it kept at %d", peak, b.Used(), initialStreamWindow)
+	}
+}
+
+// Without WindowGrowth a fast reader's window stays at MaxStreamWindowSize,
+// as upstream's does.
+func TestRelaychain_WindowGrowth_Off(t *testing.T) {
+	cc, sc := testConnTCP(t)
+	client, server := testClientServerConfig(t, cc, sc, rcConf(rcLazy), rcConf(rcLazy, rcWindow(512<<10)))
+	cs := rcOpen(t, client)
+	sent := rcAsync(func() error { return rcSend(cs, 16<<20) })
+	st := rcAccept(t, server)
+	var peak uint32
+	if err := rcSlowRead(st, 0, &peak); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if err := rcAwait(t, sent, 10*time.Second, "sender"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if peak != 512<<10 {
+		t.Fatalf("window peaked at %d without WindowGrowth, want %d", peak, 512<<10)
+	}
+}
+
+// The budget bounds the growth of all the streams that share it, across
+// sessions, and every stream gives its growth back when it closes, or when
+// its session does.
+func TestRelaychain_WindowGrowth_Budget(t *testing.T) {
+	const budget = 256 << 10 // one doubling of one 256 KiB window
+	b := NewWindowBudget(4<<20, budget)
+	var streams []*Stream
+	var sessions []*Session
+	for i := 0; i < 2; i++ {
+		cc, sc := testConnTCP(t)
+		client, server := testClientServerConfig(t, cc, sc, rcConf(rcLazy), rcGrowConf(b))
+		sessions = append(sessions, server)
+		for j := 0; j < 2; j++ {
+			cs := rcOpen(t, client)
+			sent := rcAsync(func() error { return rcSend(cs, 16<<20) })
+			st := rcAccept(t, server)
+			var peak uint32
+			if err := rcSlowRead(st, 0, &peak); err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			if err := rcAwait(t, sent, 10*time.Second, "sender"); err != nil {
+				t.Fatalf("send: %v", err)
+			}
+			if b.Used() > budget {
+				t.Fatalf("budget of %d overdrawn: %d used", budget, b.Used())
+			}
+			streams = append(streams, st)
+		}
+	}
+	if b.Used() != budget {
+		t.Fatalf("4 fast streams drew %d of a %d budget, want all of it", b.Used(), budget)
+	}
+	var grown int
+	for _, st := range streams {
+		if w := rcStreamWindow(st); w > initialStreamWindow {
+			grown++
+		}
+	}
+	if grown != 1 {
+		t.Fatalf("%d streams grew on a budget for one", grown)
+	}
+	// The streams are half-closed by their senders; closing them here
+	// ends them (both sides closed) or, for the rest, their sessions do.
+	streams[0].Close()
+	streams[2].Close()
+	for _, s := range sessions {
+		s.Close()
+	}
+	rcEventually(t, 10*time.Second, "growth given back", func() bool { return b.Used() == 0 })
+	for _, st := range streams {
+		st.endGrowth() // again: a no-op
+	}
+	if b.Used() != 0 {
+		t.Fatalf("a second endGrowth gave back more: used %d", b.Used())
+	}
+}
+
+// Closing a stream gives its growth back under the stream's stateLock
+// (processFlags closes a stream whose both sides are closed with stateLock
+// held), while a Read sending a window update holds recvLock and then
+// takes stateLock: endGrowth must not take recvLock. Many streams that
+// are closed on their side and read the peer's data and FIN while sending
+// window updates must all end.
+func TestRelaychain_WindowGrowth_CloseWhileReading(t *testing.T) {
+	b := NewWindowBudget(4<<20, 64<<20)
+	cc, sc := testConnTCP(t)
+	client, server := testClientServerConfig(t, cc, sc, rcConf(rcLazy), rcGrowConf(b))
+	const streams = 100
+	done := make(chan error, 2*streams)
+	for i := 0; i < streams; i++ {
+		cs := rcOpen(t, client)
+		go func() {
+			if err := cs.Close(); err != nil { // opens the stream, with its FIN
+				done <- err
+				return
+			}
+			buf := make([]byte, 16<<10) // small reads: many window updates
+			for {
+				_, err := cs.Read(buf)
+				if err == io.EOF {
+					done <- nil
+					return
+				}
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+		st := rcAccept(t, server)
+		go func() { done <- rcSend(st, 1<<20) }()
+	}
+	for i := 0; i < 2*streams; i++ {
+		if err := rcAwait(t, rcAsync(func() error { return <-done }), 20*time.Second, "stream end"); err != nil {
+			t.Fatalf("stream: %v", err)
+		}
+	}
+	rcEventually(t, 10*time.Second, "growth given back", func() bool { return b.Used() == 0 })
+}
