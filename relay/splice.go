@@ -16,13 +16,33 @@ import (
 // TCP-to-TCP copy splices in the kernel.
 const copyBufSize = 256 << 10
 
-var copyBufs = newBufPool(copyBufSize)
+// muxCopyBufSize is the buffer of a copy from a file into a yamux stream:
+// each read becomes one frame (up to the stream's window), and on a
+// CPU-bound chain of hops larger frames move more bytes per wake-up and
+// per window update at every hop.
+const muxCopyBufSize = 1 << 20
+
+var copyBufs, muxCopyBufs = newBufPool(copyBufSize), newBufPool(muxCopyBufSize)
 
 // copyBuffered is io.CopyBuffer with a pooled buffer.
 func copyBuffered(dst io.Writer, src io.Reader) (int64, error) {
 	bp := copyBufs.get()
 	defer copyBufs.put(bp)
 	return io.CopyBuffer(dst, src, (*bp)[:copyBufSize])
+}
+
+// copyToMux is copyBuffered with muxCopyBufSize reads, for a copy into a
+// yamux stream.
+func copyToMux(dst io.Writer, src io.Reader) (int64, error) {
+	bp := muxCopyBufs.get()
+	defer muxCopyBufs.put(bp)
+	return io.CopyBuffer(dst, src, (*bp)[:muxCopyBufSize])
+}
+
+// isMux reports whether c is a yamux stream.
+func isMux(c net.Conn) bool {
+	_, ok := c.(*yamux.Stream)
+	return ok
 }
 
 // closeWrite half-closes c: the peer reads EOF, and c can still be read.

@@ -337,8 +337,12 @@ func (n *Node) sendFile(w io.Writer, obj *cache.Object, off int64, tr *route.Tra
 		sent, err = copyIdle(conn, f, want, n.cfg.IdleTimeout)
 		tr.SHA256, tr.CRC32C = sums.SHA256, sums.CRC32C
 	} else {
+		cp := copyBuffered
 		if isConn {
 			w = idleConn{conn, n.cfg.IdleTimeout}
+			if isMux(conn) {
+				cp = copyToMux
+			}
 		}
 		sha, crc := sha256.New(), crc32.New(cache.Castagnoli)
 		if off > 0 { // the SHA-256 covers the whole file
@@ -346,7 +350,7 @@ func (n *Node) sendFile(w io.Writer, obj *cache.Object, off int64, tr *route.Tra
 				return 0, fmt.Errorf("hash first %d bytes: %w", off, err)
 			}
 		}
-		sent, err = copyBuffered(io.MultiWriter(w, sha, crc), io.NewSectionReader(f, off, want))
+		sent, err = cp(io.MultiWriter(w, sha, crc), io.NewSectionReader(f, off, want))
 		sha.Sum(tr.SHA256[:0])
 		tr.CRC32C = crc.Sum32()
 	}
