@@ -231,8 +231,10 @@ const rawIdleFloorBug = "bug: a raw relay renews its deadlines once per 512 KiB 
 //   - slow-source: the terminal sends 64 KiB every 50ms for 3s, through
 //     relays whose idle timeout is 2s (fast enough for a raw relay's
 //     512 KiB chunks to fit in it);
-//   - slow-reader: the client writes 3 MiB at 1 MiB/s, the nodes' idle
-//     timeout 2s;
+//   - slow-reader: the client writes 3 MiB at 384 KiB/s, the nodes' idle
+//     timeout 2s, so that a relay's write of a whole 1 MiB frame to the
+//     client's side would take longer than that (relays write a frame in
+//     chunks sized to the rate, each under its own deadline);
 //
 // each lasts longer than every timeout but is never silent that long, so
 // it arrives. And a transfer that stalls half way is cut off by the
@@ -258,13 +260,14 @@ func TestIdleNotTotalTimeout(t *testing.T) {
 	// about 1 MiB/s each 512 KiB chunk a raw relay or the terminal renews
 	// its deadline for takes half a second, with room on a loaded machine.
 	slowRelay := Config{IdleTimeout: 4 * timeout, Linger: 4 * timeout}
+	const slowRate = 384 << 10
 	reader := Config{Root: dir, IdleTimeout: slowRelay.IdleTimeout, Linger: slowRelay.Linger, CacheSize: -1}
 
 	for _, tp := range transports {
 		for _, tc := range []struct {
 			name    string
 			start   func(t *testing.T) (addr string, f testFile)
-			slowW   bool // the client writes at 1 MiB/s
+			slowW   bool // the client writes at slowRate
 			relay   Config
 			minTook time.Duration
 		}{
@@ -288,7 +291,7 @@ func TestIdleNotTotalTimeout(t *testing.T) {
 				h := sha256.New()
 				var w io.Writer = h
 				if tc.slowW {
-					w = &rateWriter{w: h, rate: 1 << 20}
+					w = &rateWriter{w: h, rate: slowRate}
 				}
 				cw := &countWriter{w: w}
 				start := time.Now()

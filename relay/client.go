@@ -118,6 +118,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.StreamWindowMax == 0 {
 		cfg.StreamWindowMax = DefaultStreamWindowMax
 	}
+	if cfg.StreamWindowMax > maxStreamWindow {
+		return nil, fmt.Errorf("client: stream window max %d: must be at most 1 GiB", cfg.StreamWindowMax)
+	}
 	if cfg.WindowBudget == 0 {
 		cfg.WindowBudget = DefaultWindowBudget
 	}

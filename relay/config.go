@@ -44,9 +44,10 @@ type Config struct {
 	// every stream starts with.
 	StreamWindow uint32
 	// StreamWindowMax is the largest a stream's receive window grows to:
-	// it doubles while the window, not the stream's reader, holds the
-	// stream back (the patched yamux, third_party/yamux/growth.go). At or
-	// below StreamWindow, windows do not grow.
+	// it doubles while the window, not the stream's reader or sender,
+	// holds the stream back (the patched yamux,
+	// third_party/yamux/growth.go). At or below StreamWindow, windows do
+	// not grow.
 	StreamWindowMax uint32
 	// WindowBudget caps the growth of all of this node's stream windows
 	// together, above their StreamWindow; a stream gives its growth back
@@ -59,7 +60,8 @@ type Config struct {
 	// them memory: a relayed stream whose reader stalls holds at most its
 	// window of received bytes (the patched yamux counts a frame against
 	// the window until it is passed on), in pooled buffers at most a
-	// quarter larger than the frame; windows start at StreamWindow and
+	// quarter larger than a frame over 4 KiB (up to twice for smaller
+	// frames); windows start at StreamWindow and
 	// grow by at most WindowBudget in all. Beyond it a stream is answered
 	// busy. A stream stops counting once its answer is through.
 	MaxStreams int

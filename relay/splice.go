@@ -19,8 +19,8 @@ const copyBufSize = 256 << 10
 // muxCopyBufSize is the buffer of a copy from a file into a yamux stream:
 // each read becomes one frame (up to the stream's window), and on a
 // CPU-bound chain of hops larger frames move more bytes per wake-up and
-// per window update at every hop.
-const muxCopyBufSize = 1 << 20
+// per window update at every hop (idleChunkMux says why not larger).
+const muxCopyBufSize = 512 << 10
 
 var copyBufs, muxCopyBufs = newBufPool(copyBufSize), newBufPool(muxCopyBufSize)
 
@@ -99,30 +99,7 @@ func copyStream(dst, src net.Conn, idle time.Duration) (int64, error) {
 		return ys.WriteTo(dst)
 	}
 	ys.SetReadDeadline(time.Now().Add(idle))
-	return ys.ForwardTo(renewWriter{dst: dst, src: ys, idle: idle})
-}
-
-// renewWriter writes to dst under a write deadline idle from now, and then
-// moves src's read deadline to idle from now.
-type renewWriter struct {
-	dst, src net.Conn
-	idle     time.Duration
-}
-
-func (w renewWriter) Write(p []byte) (int, error) {
-	w.dst.SetWriteDeadline(time.Now().Add(w.idle))
-	n, err := w.dst.Write(p)
-	w.src.SetReadDeadline(time.Now().Add(w.idle))
-	return n, err
-}
-
-// WriteClose is Write followed by a half-close of dst, in one frame when
-// dst is a yamux stream (Stream.WriteTo uses it for the last bytes).
-func (w renewWriter) WriteClose(p []byte) (int, error) {
-	w.dst.SetWriteDeadline(time.Now().Add(w.idle))
-	n, err := writeClose(w.dst, p)
-	w.src.SetReadDeadline(time.Now().Add(w.idle))
-	return n, err
+	return ys.ForwardTo(&idleWriter{dst: dst, idle: idle, renew: ys})
 }
 
 // splice copies up->down and down->up until both directions end, with

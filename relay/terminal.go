@@ -339,8 +339,8 @@ func (n *Node) sendFile(w io.Writer, obj *cache.Object, off int64, tr *route.Tra
 	} else {
 		cp := copyBuffered
 		if isConn {
-			w = idleConn{conn, n.cfg.IdleTimeout}
-			if isMux(conn) {
+			w = &idleWriter{dst: conn, idle: n.cfg.IdleTimeout}
+			if isMux(conn) && want >= muxCopyBufSize {
 				cp = copyToMux
 			}
 		}

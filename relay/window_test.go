@@ -77,6 +77,10 @@ func TestWindowGrowthConfig(t *testing.T) {
 		{"max below the window", Config{StreamWindow: 4 << 20, StreamWindowMax: 1 << 20}, false, ""},
 		{"max too large", Config{StreamWindowMax: 1<<30 + 1}, false, "at most 1 GiB"},
 	}
+	if _, err := NewClient(ClientConfig{Route: []string{"127.0.0.1:1"}, StreamWindowMax: 1<<30 + 1}); err == nil ||
+		!strings.Contains(err.Error(), "at most 1 GiB") {
+		t.Errorf("client with a 1 GiB + 1 window max: got %v, want an error", err)
+	}
 	for _, tc := range cases {
 		cfg, err := tc.cfg.withDefaults()
 		if tc.wantErr != "" {

@@ -46,7 +46,7 @@ func app() *cli.App {
 			&cli.DurationFlag{Name: "header-timeout", Value: d.HeaderTimeout, EnvVars: env("HEADER_TIMEOUT"), Usage: "cut off a peer that has not sent its preface or request header by then"},
 			&cli.DurationFlag{Name: "dial-timeout", Value: d.DialTimeout, EnvVars: env("DIAL_TIMEOUT"), Usage: "give up dialing a next hop after this long"},
 			&cli.StringFlag{Name: "stream-window", Value: humanize.IBytes(uint64(d.StreamWindow)), EnvVars: env("STREAM_WINDOW"), Usage: "yamux receive window each stream starts with; large files move over raw links, which it does not limit (a stalled stream holds at most its window)"},
-			&cli.StringFlag{Name: "stream-window-max", Value: humanize.IBytes(uint64(d.StreamWindowMax)), EnvVars: env("STREAM_WINDOW_MAX"), Usage: "a stream's window doubles up to this while the window, not its reader, holds it back; at or below --stream-window it does not grow"},
+			&cli.StringFlag{Name: "stream-window-max", Value: humanize.IBytes(uint64(d.StreamWindowMax)), EnvVars: env("STREAM_WINDOW_MAX"), Usage: "a stream's window doubles up to this while the window holds it back (the sender uses all of it while the reader waits for data); at or below --stream-window (or 0) it does not grow"},
 			&cli.StringFlag{Name: "window-budget", Value: humanize.IBytes(uint64(d.WindowBudget)), EnvVars: env("WINDOW_BUDGET"), Usage: "total window growth over all streams of this node (bounds the memory growth can hold); 0 turns growth off"},
 			&cli.IntFlag{Name: "max-streams", Value: d.MaxStreamsPerLink, EnvVars: env("MAX_STREAMS"), Usage: "concurrent streams per inbound link; more are answered busy"},
 			&cli.IntFlag{Name: "max-streams-total", Value: d.MaxStreams, EnvVars: env("MAX_STREAMS_TOTAL"), Usage: "concurrent streams over all links (bounds memory); more are answered busy"},
@@ -96,6 +96,9 @@ func config(c *cli.Context) (relay.Config, error) {
 		cfg.WindowBudget = int64(budget)
 	}
 	cfg.StreamWindowMax = uint32(windowMax)
+	if windowMax == 0 { // as the help says: at or below --stream-window, no growth
+		cfg.StreamWindowMax = uint32(window)
+	}
 	if cfg.TLS, err = cliutil.LoadTLS(c.String("tls-cert"), c.String("tls-key"), c.String("tls-ca")); err != nil {
 		return cfg, err
 	}

@@ -15,17 +15,20 @@ import (
 // stalled stream hold that much. So a stream starts at
 // Config.MaxStreamWindowSize and, when Config.WindowGrowth is set, doubles
 // its window, up to the budget's Max, each time an epoch (the time between
-// two window updates it sends, each at least half a window) shows that the
-// reader keeps up with the sender: it has taken everything that arrived,
-// and it spent at least a quarter of the epoch waiting for data. A larger
-// window then lets the sender send larger frames and fewer of them, with
-// fewer window updates, which on a CPU-bound chain of hops is what limits
-// a bulk stream. A reader that is itself the bottleneck (a slow writer
-// behind a relay, a client that stopped reading) does not wait for data,
-// and a stream that moves little sends no update; neither grows. The
-// growth is drawn from a budget that sessions may share, such as every
-// session of one node, and goes back to it when the stream closes, so that
-// at most the budget's Total is held above the base windows.
+// two full window updates it sends) shows that the window, not the reader
+// or the sender, held it back: the sender used up the whole window (its
+// writes were cut to what the window allowed), yet the reader spent at
+// least a quarter of the epoch waiting for data. A larger window then lets the sender send larger
+// frames and fewer of them, with fewer window updates, which on a
+// CPU-bound chain of hops is what limits a bulk stream. A reader that is
+// itself the bottleneck (a slow writer behind a relay, a client that
+// stopped reading) does not wait for data; a sender slower than the window
+// allows never uses all of it; a stream that moves little sends no full
+// update: none of them grows. The growth is drawn from a budget that
+// sessions may share, such as every session of one node, and goes back to
+// it when the stream closes, so that at most the budget's Total is granted
+// above the base windows. (A closed stream's queue can still hold bytes
+// of its grown window until its reader drains or drops it.)
 
 // WindowBudget bounds the receive-window growth of the streams of the
 // sessions that share it (relaychain patch).
@@ -65,27 +68,28 @@ func (b *WindowBudget) take(n int64) bool {
 // giveBack returns n bytes to the budget.
 func (b *WindowBudget) giveBack(n int64) { b.used.Add(-n) }
 
-// growth is a stream's window-growth state. window, waited and epoch are
-// under the stream's recvLock; grown and ended under mu, which is taken
-// last (endGrowth runs under the stream's stateLock, which is taken after
-// recvLock elsewhere, so it must not take recvLock).
+// growth is a stream's window-growth state. window, exhausted, waited and
+// epoch are under the stream's recvLock; grown and ended under mu, which is
+// taken last (endGrowth runs under the stream's stateLock, which is taken
+// after recvLock elsewhere, so it must not take recvLock).
 type growth struct {
-	window uint32        // the window the stream grants now
-	waited time.Duration // the reader's wait for data this epoch
-	epoch  time.Time     // when the epoch began
+	window    uint32        // the window the stream grants now
+	exhausted bool          // the sender used the whole window this epoch
+	waited    time.Duration // the reader's wait for data this epoch
+	epoch     time.Time     // when the epoch began
 
 	mu    sync.Mutex
 	grown uint32 // window bytes drawn from the budget
 	ended bool   // the growth was given back: no more
 }
 
-// maybeGrow doubles the window when this epoch shows that the reader keeps
-// up. buffered is what is queued or held; the caller holds recvLock
-// and is about to send a window update, which ends the epoch.
-func (s *Stream) maybeGrow(buffered uint32, now time.Time) {
+// maybeGrow doubles the window when this epoch shows that the window held
+// the stream back. The caller holds recvLock and is about to send a full
+// window update, which ends the epoch.
+func (s *Stream) maybeGrow(now time.Time) {
 	g, b := &s.grow, s.session.config.WindowGrowth
-	limited := buffered == 0 && !g.epoch.IsZero() && g.waited*4 >= now.Sub(g.epoch)
-	g.waited, g.epoch = 0, now
+	limited := g.exhausted && !g.epoch.IsZero() && g.waited*4 >= now.Sub(g.epoch)
+	g.exhausted, g.waited, g.epoch = false, 0, now
 	if !limited || b == nil || g.window >= b.max {
 		return
 	}

@@ -19,9 +19,9 @@ func rcStreamWindow(st *Stream) uint32 {
 	return st.grow.window
 }
 
-// rcSend writes n bytes to st in 64 KiB writes and closes it.
-func rcSend(st *Stream, n int) error {
-	buf := make([]byte, 64<<10)
+// rcSend writes n bytes to st in writes of piece bytes and closes it.
+func rcSend(st *Stream, n, piece int) error {
+	buf := make([]byte, piece)
 	for n > 0 {
 		k := len(buf)
 		if n < k {
@@ -35,15 +35,15 @@ func rcSend(st *Stream, n int) error {
 	return st.Close()
 }
 
-// A reader that keeps up with a sender held back by the window lets the
-// window grow, up to the budget's Max; the growth goes back to the budget
-// when the stream closes.
+// A reader that keeps up with a sender whose writes the window cuts (4 MiB
+// writes into a 256 KiB window) lets the window grow, up to the budget's
+// Max; the growth goes back to the budget when the stream closes.
 func TestRelaychain_WindowGrowth_FastReader(t *testing.T) {
 	b := NewWindowBudget(4<<20, 64<<20)
 	cc, sc := testConnTCP(t)
 	client, server := testClientServerConfig(t, cc, sc, rcConf(rcLazy), rcGrowConf(b))
 	cs := rcOpen(t, client)
-	sent := rcAsync(func() error { return rcSend(cs, 64<<20) })
+	sent := rcAsync(func() error { return rcSend(cs, 64<<20, 4<<20) })
 	st := rcAccept(t, server)
 	var peak uint32
 	buf := make([]byte, 256<<10)
@@ -98,7 +98,7 @@ func TestRelaychain_WindowGrowth_SlowReaderStays(t *testing.T) {
 	cc, sc := testConnTCP(t)
 	client, server := testClientServerConfig(t, cc, sc, rcConf(rcLazy), rcGrowConf(b))
 	cs := rcOpen(t, client)
-	sent := rcAsync(func() error { return rcSend(cs, 4<<20) })
+	sent := rcAsync(func() error { return rcSend(cs, 4<<20, 4<<20) })
 	st := rcAccept(t, server)
 	var peak uint32
 	if err := rcSlowRead(st, 2*time.Millisecond, &peak); err != nil {
@@ -112,13 +112,43 @@ func TestRelaychain_WindowGrowth_SlowReaderStays(t *testing.T) {
 	}
 }
 
+// A sender slower than the window allows (small writes with pauses) never
+// uses all of it: a reader that waits for it does not grow its window.
+func TestRelaychain_WindowGrowth_SlowSenderStays(t *testing.T) {
+	b := NewWindowBudget(4<<20, 64<<20)
+	cc, sc := testConnTCP(t)
+	client, server := testClientServerConfig(t, cc, sc, rcConf(rcLazy), rcGrowConf(b))
+	cs := rcOpen(t, client)
+	sent := rcAsync(func() error {
+		buf := make([]byte, 32<<10)
+		for i := 0; i < 64; i++ { // 2 MiB, 8 windows
+			if _, err := cs.Write(buf); err != nil {
+				return err
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return cs.Close()
+	})
+	st := rcAccept(t, server)
+	var peak uint32
+	if err := rcSlowRead(st, 0, &peak); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if err := rcAwait(t, sent, 10*time.Second, "sender"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if peak != initialStreamWindow || b.Used() != 0 {
+		t.Fatalf("slow sender: window peaked at %d (budget used %d), want it kept at %d", peak, b.Used(), initialStreamWindow)
+	}
+}
+
 // Without WindowGrowth a fast reader's window stays at MaxStreamWindowSize,
 // as upstream's does.
 func TestRelaychain_WindowGrowth_Off(t *testing.T) {
 	cc, sc := testConnTCP(t)
 	client, server := testClientServerConfig(t, cc, sc, rcConf(rcLazy), rcConf(rcLazy, rcWindow(512<<10)))
 	cs := rcOpen(t, client)
-	sent := rcAsync(func() error { return rcSend(cs, 16<<20) })
+	sent := rcAsync(func() error { return rcSend(cs, 16<<20, 4<<20) })
 	st := rcAccept(t, server)
 	var peak uint32
 	if err := rcSlowRead(st, 0, &peak); err != nil {
@@ -146,7 +176,7 @@ func TestRelaychain_WindowGrowth_Budget(t *testing.T) {
 		sessions = append(sessions, server)
 		for j := 0; j < 2; j++ {
 			cs := rcOpen(t, client)
-			sent := rcAsync(func() error { return rcSend(cs, 16<<20) })
+			sent := rcAsync(func() error { return rcSend(cs, 16<<20, 4<<20) })
 			st := rcAccept(t, server)
 			var peak uint32
 			if err := rcSlowRead(st, 0, &peak); err != nil {
@@ -222,7 +252,7 @@ func TestRelaychain_WindowGrowth_CloseWhileReading(t *testing.T) {
 			}
 		}()
 		st := rcAccept(t, server)
-		go func() { done <- rcSend(st, 1<<20) }()
+		go func() { done <- rcSend(st, 1<<20, 1<<20) }()
 	}
 	for i := 0; i < 2*streams; i++ {
 		if err := rcAwait(t, rcAsync(func() error { return <-done }), 20*time.Second, "stream end"); err != nil {
@@ -230,4 +260,70 @@ func TestRelaychain_WindowGrowth_CloseWhileReading(t *testing.T) {
 		}
 	}
 	rcEventually(t, 10*time.Second, "growth given back", func() bool { return b.Used() == 0 })
+}
+
+// With SetWriteIdle a Write of many windows to a slow reader keeps going
+// as long as each frame moves within the idle time, where the same
+// deadline set once would cut it; and it fails once the reader stops.
+func TestRelaychain_SetWriteIdle(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	for _, mode := range []string{"idle", "deadline", "stalled"} {
+		cc, sc := testConnTCP(t)
+		client, server := testClientServerConfig(t, cc, sc, rcConf(rcLazy), rcConf(rcLazy))
+		cs := rcOpen(t, client)
+		if mode == "deadline" {
+			cs.SetWriteDeadline(time.Now().Add(idle))
+		} else {
+			cs.SetWriteIdle(idle)
+		}
+		if _, err := cs.Write([]byte("x")); err != nil { // opens the stream
+			t.Fatalf("%s: first write: %v", mode, err)
+		}
+		st := rcAccept(t, server)
+		wrote := rcAsync(func() error {
+			_, err := cs.Write(make([]byte, 1<<20)) // 4 windows
+			return err
+		})
+		// The reader takes 64 KiB every 50 ms: the window comes back in
+		// steps of 128 KiB every 100 ms, and the whole write takes ~800 ms.
+		// It stops at the end, once the write has failed, or (stalled)
+		// after 300 KiB.
+		buf := make([]byte, 64<<10)
+		got, ended := 0, false
+		var err error
+		for got < 1<<20+1 && !ended && !(mode == "stalled" && got >= 300<<10) {
+			time.Sleep(50 * time.Millisecond)
+			select {
+			case err = <-wrote:
+				ended = true
+				if mode != "idle" {
+					continue
+				}
+			default:
+			}
+			want := len(buf)
+			if rest := 1<<20 + 1 - got; rest < want {
+				want = rest
+			}
+			st.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, rerr := io.ReadFull(st, buf[:want])
+			got += n
+			if rerr != nil {
+				t.Fatalf("%s: read after %d bytes: %v", mode, got, rerr)
+			}
+		}
+		if !ended {
+			err = rcAwait(t, wrote, 10*time.Second, mode+" write")
+		}
+		switch mode {
+		case "idle":
+			if err != nil {
+				t.Fatalf("idle: a write that kept moving failed: %v", err)
+			}
+		default:
+			if err != ErrTimeout {
+				t.Fatalf("%s: write returned %v, want ErrTimeout", mode, err)
+			}
+		}
+	}
 }

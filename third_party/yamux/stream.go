@@ -57,6 +57,7 @@ type Stream struct {
 
 	readDeadline  atomic.Value // time.Time
 	writeDeadline atomic.Value // time.Time
+	writeIdle     atomic.Int64 // time.Duration; relaychain patch, SetWriteIdle
 
 	// establishCh is notified if the stream is established or being closed.
 	establishCh chan struct{}
@@ -276,6 +277,7 @@ func (s *Stream) Write(b []byte) (n int, err error) {
 	defer s.sendLock.Unlock()
 	total := 0
 	for total < len(b) {
+		s.renewWriteIdle()
 		n, err := s.write(b[total:])
 		total += n
 		if err != nil {
@@ -427,13 +429,6 @@ func (s *Stream) sendWindowUpdate() error {
 	bufLen = uint32(s.recv.len())
 	max := s.grow.window
 	delta := (max - bufLen) - s.recvWindow
-	if s.session.config.WindowGrowth != nil && delta >= max/updDiv {
-		// An update goes out (unless LazyOpen holds it back): the epoch
-		// ends, and may grow the window (relaychain patch, growth.go).
-		s.maybeGrow(bufLen, time.Now())
-		max = s.grow.window
-		delta = (max - bufLen) - s.recvWindow
-	}
 
 	// LazyOpen: a small update does not go out just to carry the SYN or
 	// ACK; those ride on the stream's first frame (relaychain patch). Nor
@@ -442,7 +437,7 @@ func (s *Stream) sendWindowUpdate() error {
 	// frame out too (openDelta), so that a request and its answer stay one
 	// frame each way at any window size.
 	if s.session.config.LazyOpen {
-		skip := delta < max/updDiv
+		skip := delta < s.updateStep()
 		if !skip && s.recvWindow >= initialStreamWindow/2 {
 			// Only a large update looks at the state (Read calls this on
 			// every read).
@@ -460,9 +455,16 @@ func (s *Stream) sendWindowUpdate() error {
 	flags := s.sendFlags()
 
 	// Check if we can omit the update
-	if delta < max/updDiv && flags == 0 {
+	if delta < s.updateStep() && flags == 0 {
 		s.recvLock.Unlock()
 		return nil
+	}
+
+	if s.session.config.WindowGrowth != nil && delta >= s.updateStep() {
+		// A full update goes out: the epoch ends, and may grow the window
+		// (relaychain patch, growth.go).
+		s.maybeGrow(time.Now())
+		delta = (s.grow.window - bufLen) - s.recvWindow
 	}
 
 	// Update our window
@@ -489,7 +491,7 @@ func (s *Stream) openDelta() uint32 {
 	defer s.recvLock.Unlock()
 	max := s.grow.window
 	delta := (max - uint32(s.recv.len())) - s.recvWindow
-	if delta < max/updDiv {
+	if delta < s.updateStep() {
 		return 0 // not worth a header yet, as in sendWindowUpdate
 	}
 	s.recvWindow += delta
@@ -611,6 +613,7 @@ func (s *Stream) WriteClose(b []byte) (int, error) {
 	defer s.sendLock.Unlock()
 	total := 0
 	for total < len(b) {
+		s.renewWriteIdle()
 		n, err := s.writeFin(b[total:], true)
 		total += n
 		if err != nil {
@@ -751,6 +754,9 @@ func (s *Stream) readData(hdr header, flags uint16, conn io.Reader) error {
 	s.recvLock.Lock()
 	s.recv.push(chunk{buf: buf, b: *buf})
 	s.recvWindow -= length
+	if s.recvWindow == 0 {
+		s.grow.exhausted = true // the peer sent all the window let it
+	}
 	s.recvLock.Unlock()
 
 	// relaychain patch: flags after the data, so that a reader woken by a
@@ -782,6 +788,25 @@ func (s *Stream) SetReadDeadline(t time.Time) error {
 	return nil
 }
 
+// SetWriteIdle makes the write deadline an idle one (relaychain patch): with
+// d > 0, Write and WriteClose set the write deadline to d from now before
+// each frame they send, so that a write of many frames that keeps moving
+// (at whatever pace the peer's window updates allow) is never cut off, and
+// one that moves nothing for d fails with ErrTimeout. Zero turns it off.
+// SetWriteDeadline still moves the deadline of a write in progress, as to
+// wake a blocked writer.
+func (s *Stream) SetWriteIdle(d time.Duration) {
+	s.writeIdle.Store(int64(d))
+}
+
+// renewWriteIdle moves the write deadline to the write idle time from now,
+// when one is set.
+func (s *Stream) renewWriteIdle() {
+	if d := s.writeIdle.Load(); d > 0 {
+		s.writeDeadline.Store(time.Now().Add(time.Duration(d)))
+	}
+}
+
 // SetWriteDeadline sets the deadline for blocked and future Write calls
 func (s *Stream) SetWriteDeadline(t time.Time) error {
 	s.writeDeadline.Store(t)
@@ -799,3 +824,13 @@ func (s *Stream) Shrink() {}
 // updDiv: a window update goes out once the window to give back reaches
 // max/updDiv.
 const updDiv = 2
+
+// updateStep returns how much window a stream gives back at least in one
+// update: half its window, and half the configured window once its window
+// has grown (relaychain patch), so that a grown stream whose reader slows
+// down still moves at steps of the configured window's half: a sender
+// blocked on a half of a 16 MiB window would see no progress for as long
+// as 8 MiB takes the reader. The caller holds recvLock.
+func (s *Stream) updateStep() uint32 {
+	return min(s.grow.window, s.session.config.MaxStreamWindowSize) / updDiv
+}
