@@ -91,7 +91,7 @@ const (
 	DefaultIdleTimeout       = 60 * time.Second
 	DefaultStreamWindow      = 1 << 20
 	DefaultStreamWindowMax   = 16 << 20
-	DefaultWindowBudget      = 64 << 20
+	DefaultWindowBudget      = 16 << 20
 	DefaultMaxStreamsPerLink = 256
 	DefaultMaxStreams        = 768
 	DefaultMaxLinks          = 1024

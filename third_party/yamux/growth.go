@@ -24,7 +24,11 @@ import (
 // itself the bottleneck (a slow writer behind a relay, a client that
 // stopped reading) does not wait for data; a sender slower than the window
 // allows never uses all of it; a stream that moves little sends no full
-// update: none of them grows. The growth is drawn from a budget that
+// update: none of them grows. The signal is a proxy, and it fires mostly
+// at the start of a bulk transfer, while the hops' buffers fill; a stream
+// that stalls right after such a start (a download whose client is still
+// busy with its first bytes) may have grown once and then hold its grown
+// window. The growth is drawn from a budget that
 // sessions may share, such as every session of one node, and goes back to
 // it when the stream closes, so that at most the budget's Total is granted
 // above the base windows. (A closed stream's queue can still hold bytes

@@ -327,3 +327,45 @@ func TestRelaychain_SetWriteIdle(t *testing.T) {
 		}
 	}
 }
+
+// maybeGrow doubles the window at each epoch in which the window held the
+// stream back, from the second epoch on, up to the budget's Max.
+func TestRelaychain_WindowGrowth_Epochs(t *testing.T) {
+	b := NewWindowBudget(4<<20, 64<<20)
+	cc, sc := testConnTCP(t)
+	client, _ := testClientServerConfig(t, cc, sc, rcGrowConf(b), rcConf(rcLazy))
+	st := rcOpen(t, client)
+	epoch := func(exhausted bool, waited time.Duration) uint32 {
+		st.recvLock.Lock()
+		defer st.recvLock.Unlock()
+		now := time.Now()
+		if !st.grow.epoch.IsZero() {
+			st.grow.epoch = now.Add(-10 * time.Millisecond)
+		}
+		st.grow.exhausted = exhausted
+		st.grow.waited = waited
+		st.maybeGrow(now)
+		return st.grow.window
+	}
+	for i, step := range []struct {
+		exhausted bool
+		waited    time.Duration // of a 10 ms epoch
+		want      uint32
+	}{
+		{true, 9 * time.Millisecond, 256 << 10},  // the first update only starts an epoch
+		{true, 9 * time.Millisecond, 512 << 10},  // held back: double
+		{false, 9 * time.Millisecond, 512 << 10}, // the sender did not use the window
+		{true, 2 * time.Millisecond, 512 << 10},  // the reader hardly waited
+		{true, 3 * time.Millisecond, 1 << 20},    // waited over a quarter
+		{true, 9 * time.Millisecond, 2 << 20},
+		{true, 9 * time.Millisecond, 4 << 20}, // the budget's Max
+		{true, 9 * time.Millisecond, 4 << 20}, // and no further
+	} {
+		if got := epoch(step.exhausted, step.waited); got != step.want {
+			t.Fatalf("epoch %d (exhausted %v, waited %v): window %d, want %d", i, step.exhausted, step.waited, got, step.want)
+		}
+	}
+	if b.Used() != 4<<20-256<<10 {
+		t.Fatalf("budget used %d, want %d", b.Used(), 4<<20-256<<10)
+	}
+}
