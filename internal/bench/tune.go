@@ -148,6 +148,9 @@ func (e *env) runTune(ctx context.Context, rep *Report) error {
 		Title: fmt.Sprintf("Mux tuning: %s through %d relays", fmtSize(e.cfg.TuneSize), n),
 		Intro: fmt.Sprintf(`Each row is its own chain of node processes started with --stream-window W
 (and the client with ClientConfig.StreamWindow = W), transport mux, verify crc32c;
+"W" is a fixed window (--stream-window-max W), "W:MAX" one that starts at W and
+may grow to MAX (--stream-window-max MAX, the default budget); a variant node is
+given only --stream-window, and its client's window does not grow;
 median of %d interleaved runs; ratio against the Go TCP chain of the same length.
 "hit": the file is in the origin's cache; "miss": streamed from disk with its digest
 remembered.`, e.cfg.Runs),
