@@ -14,11 +14,7 @@ import (
 
 // benchChain starts a terminal serving dir with the given cache size and
 // relays in front of it, and returns the route.
-func benchChain(b *testing.B, dir string, cacheSize int64, relays int) route.Route {
-	return benchChainT(b, dir, cacheSize, relays)
-}
-
-func benchChainT(b testing.TB, dir string, cacheSize int64, relays int) route.Route {
+func benchChain(b testing.TB, dir string, cacheSize int64, relays int) route.Route {
 	b.Helper()
 	start := func(cfg relay.Config) string {
 		n, err := relay.New(cfg)

@@ -294,11 +294,7 @@ func (c *Client) exchange(ctx context.Context, s net.Conn, op route.Op, name str
 		if c.cfg.Transport == TransportAuto {
 			below = c.cfg.RawThreshold
 		}
-		if below > 0 {
-			frame = route.AppendStartBelow(frame, 0, below)
-		} else {
-			frame = route.AppendStart(frame, 0)
-		}
+		frame = route.AppendStartBelow(frame, 0, below)
 	}
 	if err == nil {
 		_, err = x.Write(frame)

@@ -53,17 +53,26 @@ func muxIdle(dst net.Conn, idle time.Duration) *yamux.Stream {
 	return ys
 }
 
-// copyIdle copies exactly n bytes from src to dst in chunks, renewing the
-// read deadline of src when it is a connection before each chunk, and the
-// write deadline of dst: before each chunk for a TCP connection, before
-// each frame for a yamux stream. Deadlines are cleared on return.
+// copyIdle copies exactly n bytes from src to dst under the idle rule. Into
+// a yamux stream it is one copy in writes of up to muxCopyBufSize, under
+// the stream's idle write deadline. Into a TCP connection it goes in chunks,
+// renewing the write deadline of dst, and the read deadline of src when it
+// is a connection, before each chunk. Deadlines are cleared on return.
 func copyIdle(dst net.Conn, src io.Reader, n int64, idle time.Duration) (int64, error) {
-	srcConn, _ := src.(net.Conn)
-	ys := muxIdle(dst, idle)
-	defer func() {
-		if ys != nil {
-			ys.SetWriteIdle(0)
+	if ys := muxIdle(dst, idle); ys != nil {
+		defer ys.SetWriteIdle(0)
+		cp := copyBuffered
+		if n >= muxCopyBufSize {
+			cp = copyToMux
 		}
+		k, err := cp(dst, io.LimitReader(src, n))
+		if err == nil && k < n {
+			err = fmt.Errorf("%w after %d of %d bytes", io.ErrUnexpectedEOF, k, n)
+		}
+		return k, err
+	}
+	srcConn, _ := src.(net.Conn)
+	defer func() {
 		dst.SetWriteDeadline(time.Time{})
 		if srcConn != nil {
 			srcConn.SetReadDeadline(time.Time{})
@@ -71,27 +80,15 @@ func copyIdle(dst net.Conn, src io.Reader, n int64, idle time.Duration) (int64, 
 	}()
 	var done int64
 	chunk := int64(minIdleChunk)
-	if ys != nil {
-		chunk = idleChunkMux
-	}
 	for done < n {
 		start := time.Now()
 		deadline := start.Add(idle)
-		if ys == nil {
-			dst.SetWriteDeadline(deadline)
-		}
+		dst.SetWriteDeadline(deadline)
 		if srcConn != nil {
 			srcConn.SetReadDeadline(deadline)
 		}
-		// To a TCP connection this is splice or sendfile (the buffer is
-		// unused); to a yamux stream, frames of up to 1 MiB instead of
-		// io.Copy's 32 KiB (a small send does not take a 1 MiB buffer).
-		size := min(chunk, n-done)
-		cp := copyBuffered
-		if ys != nil && size >= muxCopyBufSize {
-			cp = copyToMux
-		}
-		k, err := cp(dst, io.LimitReader(src, size))
+		// splice(2) or sendfile(2): the buffer is unused.
+		k, err := copyBuffered(dst, io.LimitReader(src, min(chunk, n-done)))
 		done += k
 		if err != nil {
 			return done, err
@@ -99,55 +96,41 @@ func copyIdle(dst net.Conn, src io.Reader, n int64, idle time.Duration) (int64, 
 		if k == 0 {
 			return done, fmt.Errorf("%w after %d of %d bytes", io.ErrUnexpectedEOF, done, n)
 		}
-		if ys == nil {
-			chunk = nextChunk(k, time.Since(start), idle)
-		}
+		chunk = nextChunk(k, time.Since(start), idle)
 	}
 	return done, nil
 }
 
-// writeIdle writes p to dst in chunks under the same idle rule.
+// writeIdle writes p to dst under the idle rule (idleWriter) and clears the
+// deadlines it set.
 func writeIdle(dst net.Conn, p []byte, idle time.Duration) (int, error) {
-	ys := muxIdle(dst, idle)
-	defer func() {
-		if ys != nil {
-			ys.SetWriteIdle(0)
-		}
-		dst.SetWriteDeadline(time.Time{})
-	}()
-	done, chunk := 0, int64(minIdleChunk)
-	if ys != nil {
-		chunk = idleChunkMux
-	}
-	for done < len(p) {
-		start := time.Now()
-		if ys == nil {
-			dst.SetWriteDeadline(start.Add(idle))
-		}
-		k, err := dst.Write(p[done:min(done+int(chunk), len(p))])
-		done += k
-		if err != nil {
-			return done, err
-		}
-		if ys == nil {
-			chunk = nextChunk(int64(k), time.Since(start), idle)
-		}
-	}
-	return done, nil
+	w := newIdleWriter(dst, idle, nil)
+	defer w.clear()
+	return w.Write(p)
 }
 
 // idleWriter writes to dst under the idle rule, however large the writes
-// it is given (a relay forwards frames of up to 1 MiB, and more from other
-// senders): a yamux stream gets an idle write deadline (muxIdle); a TCP
-// connection gets chunks sized as copyIdle's, each under its own deadline,
-// the chunk size kept from one write to the next. After each write (each
-// chunk) it moves renew's read deadline, if renew is set, to idle from now.
+// it is given. A yamux stream gets an idle write deadline (muxIdle) and
+// writes of at most idleChunkMux, each one frame when the window allows. A
+// TCP connection gets chunks sized as copyIdle's, each under its own
+// deadline, the chunk size kept from one write to the next. After each
+// chunk it moves renew's read deadline, if renew is set, to idle from now.
 type idleWriter struct {
 	dst   net.Conn
 	idle  time.Duration
 	renew net.Conn
-	chunk int64 // TCP: the next chunk's size; 0 before the first
-	armed bool  // yamux: the idle write deadline is set
+	mux   *yamux.Stream // dst, when it is a yamux stream
+	chunk int64         // the next chunk's size
+}
+
+// newIdleWriter returns an idleWriter to dst; for a yamux stream it sets
+// the stream's idle write deadline, which clear takes off again.
+func newIdleWriter(dst net.Conn, idle time.Duration, renew net.Conn) *idleWriter {
+	w := &idleWriter{dst: dst, idle: idle, renew: renew, mux: muxIdle(dst, idle), chunk: minIdleChunk}
+	if w.mux != nil {
+		w.chunk = idleChunkMux
+	}
+	return w
 }
 
 func (w *idleWriter) Write(p []byte) (int, error) { return w.write(p, false) }
@@ -158,32 +141,17 @@ func (w *idleWriter) Write(p []byte) (int, error) { return w.write(p, false) }
 func (w *idleWriter) WriteClose(p []byte) (int, error) { return w.write(p, true) }
 
 func (w *idleWriter) write(p []byte, close bool) (int, error) {
-	if !w.armed && muxIdle(w.dst, w.idle) != nil {
-		w.armed = true
-	}
-	if w.armed {
-		var k int
-		var err error
-		if close {
-			k, err = writeClose(w.dst, p)
-		} else {
-			k, err = w.dst.Write(p)
-		}
-		w.renewSrc()
-		return k, err
-	}
 	done := 0
 	for {
-		if w.chunk == 0 {
-			w.chunk = minIdleChunk
-		}
 		n := min(len(p)-done, int(w.chunk))
 		last := done+n == len(p)
 		if n == 0 && !close {
 			return done, nil
 		}
 		start := time.Now()
-		w.dst.SetWriteDeadline(start.Add(w.idle))
+		if w.mux == nil {
+			w.dst.SetWriteDeadline(start.Add(w.idle))
+		}
 		var k int
 		var err error
 		if last && close {
@@ -192,34 +160,22 @@ func (w *idleWriter) write(p []byte, close bool) (int, error) {
 			k, err = w.dst.Write(p[done : done+n])
 		}
 		done += k
-		w.renewSrc()
+		if w.renew != nil {
+			w.renew.SetReadDeadline(time.Now().Add(w.idle))
+		}
 		if err != nil || last {
 			return done, err
 		}
-		w.chunk = nextChunk(int64(k), time.Since(start), w.idle)
+		if w.mux == nil {
+			w.chunk = nextChunk(int64(k), time.Since(start), w.idle)
+		}
 	}
 }
 
-// renewSrc moves renew's read deadline to idle from now.
-func (w *idleWriter) renewSrc() {
-	if w.renew != nil {
-		w.renew.SetReadDeadline(time.Now().Add(w.idle))
+// clear takes off the deadlines the writer set on dst.
+func (w *idleWriter) clear() {
+	if w.mux != nil {
+		w.mux.SetWriteIdle(0)
 	}
-}
-
-// idleConn renews a connection's deadlines on every Read and Write: for
-// the mux path, whose bytes pass through user space anyway.
-type idleConn struct {
-	net.Conn
-	idle time.Duration
-}
-
-func (c idleConn) Read(p []byte) (int, error) {
-	c.Conn.SetReadDeadline(time.Now().Add(c.idle))
-	return c.Conn.Read(p)
-}
-
-func (c idleConn) Write(p []byte) (int, error) {
-	c.Conn.SetWriteDeadline(time.Now().Add(c.idle))
-	return c.Conn.Write(p)
+	w.dst.SetWriteDeadline(time.Time{})
 }

@@ -12,7 +12,7 @@ import (
 // Pooled copy buffers, for copies whose source is not a yamux stream: a
 // file into a stream at the terminal, and a stream into the client's sinks.
 // A relayed mux stream needs none: the patched yamux (third_party/yamux)
-// hands each received frame to the next hop with Stream.WriteTo, and a
+// hands each received frame to the next hop with Stream.ForwardTo, and a
 // TCP-to-TCP copy splices in the kernel.
 const copyBufSize = 256 << 10
 
@@ -37,12 +37,6 @@ func copyToMux(dst io.Writer, src io.Reader) (int64, error) {
 	bp := muxCopyBufs.get()
 	defer muxCopyBufs.put(bp)
 	return io.CopyBuffer(dst, src, (*bp)[:muxCopyBufSize])
-}
-
-// isMux reports whether c is a yamux stream.
-func isMux(c net.Conn) bool {
-	_, ok := c.(*yamux.Stream)
-	return ok
 }
 
 // closeWrite half-closes c: the peer reads EOF, and c can still be read.
@@ -82,15 +76,16 @@ type copier struct {
 // frame by frame with its ForwardTo, which hands dst each frame's buffer
 // without a copy (and the last bytes with dst's FIN, in one frame); the
 // frame's bytes stay in src's receive window until dst has taken them, so
-// a stalled dst holds one window of src. With idle set, both deadlines are
-// renewed as each frame moves, as idleConn does.
+// a stalled dst holds one window of src. With idle set, dst's writes and
+// src's reads are under the idle rule (idleWriter).
 func copyStream(dst, src net.Conn, idle time.Duration) (int64, error) {
 	ys, ok := src.(*yamux.Stream)
 	if !ok {
-		if idle > 0 {
-			dst, src = idleConn{dst, idle}, idleConn{src, idle}
+		if idle <= 0 {
+			return copyBuffered(dst, src)
 		}
-		return copyBuffered(dst, src)
+		src.SetReadDeadline(time.Now().Add(idle))
+		return copyBuffered(newIdleWriter(dst, idle, src), src)
 	}
 	if idle <= 0 {
 		if yd, ok := dst.(*yamux.Stream); ok {
@@ -99,7 +94,7 @@ func copyStream(dst, src net.Conn, idle time.Duration) (int64, error) {
 		return ys.WriteTo(dst)
 	}
 	ys.SetReadDeadline(time.Now().Add(idle))
-	return ys.ForwardTo(&idleWriter{dst: dst, idle: idle, renew: ys})
+	return ys.ForwardTo(newIdleWriter(dst, idle, ys))
 }
 
 // splice copies up->down and down->up until both directions end, with

@@ -175,16 +175,24 @@ func startQueued(s net.Conn) bool {
 	return ok && ys.Buffered() >= route.FrameHeaderLen+8
 }
 
+// hitTrailer returns the trailer of a cached file sent from off: the
+// digests the cache computed at load, and the CRC-32C of the bytes from off
+// when that is not the whole file.
+func hitTrailer(obj *cache.Object, off int64) route.Trailer {
+	tr := route.Trailer{HasCRC32C: true, HasSHA256: true, SHA256: obj.SHA256, CRC32C: obj.CRC32C}
+	if off > 0 {
+		tr.CRC32C = crc32.Update(0, cache.Castagnoli, obj.Data[off:])
+	}
+	return tr
+}
+
 // sendSmall answers a get for a cached file of at most maxOneWrite bytes
 // from off, whose START has been read, with one write that also half-closes
 // s: the response, the bytes and the trailer. It returns the file bytes
 // sent.
 func (n *Node) sendSmall(s net.Conn, resp *route.Response, obj *cache.Object, off int64) (int64, error) {
 	body := obj.Data[off:]
-	tr := route.Trailer{HasCRC32C: true, HasSHA256: true, SHA256: obj.SHA256, CRC32C: obj.CRC32C}
-	if off > 0 {
-		tr.CRC32C = crc32.Update(0, cache.Castagnoli, body)
-	}
+	tr := hitTrailer(obj, off)
 	bp := oneWriteBufs.get()
 	defer oneWriteBufs.put(bp)
 	b := append(resp.Append((*bp)[:0]), body...)
@@ -250,10 +258,7 @@ func (n *Node) sendBody(w io.Writer, obj *cache.Object, off int64, beforeTrailer
 	var sent int64
 	var err error
 	if obj.Data != nil {
-		tr.SHA256, tr.CRC32C = obj.SHA256, obj.CRC32C
-		if off > 0 {
-			tr.CRC32C = crc32.Update(0, cache.Castagnoli, obj.Data[off:])
-		}
+		tr = hitTrailer(obj, off)
 		if sent, err = n.sendHitFile(w, obj, off); sent == 0 && err == nil {
 			var k int
 			if c, ok := w.(net.Conn); ok {
@@ -339,8 +344,10 @@ func (n *Node) sendFile(w io.Writer, obj *cache.Object, off int64, tr *route.Tra
 	} else {
 		cp := copyBuffered
 		if isConn {
-			w = &idleWriter{dst: conn, idle: n.cfg.IdleTimeout}
-			if isMux(conn) && want >= muxCopyBufSize {
+			// Its deadlines stay set for the trailer.
+			iw := newIdleWriter(conn, n.cfg.IdleTimeout, nil)
+			w = iw
+			if iw.mux != nil && want >= muxCopyBufSize {
 				cp = copyToMux
 			}
 		}
@@ -377,7 +384,7 @@ func (n *Node) serveList(s net.Conn, req *route.Request, entries []route.Entry) 
 		Size: int64(len(entries))}); out.err != nil {
 		return out
 	}
-	lw := route.NewListWriter(idleConn{s, n.cfg.IdleTimeout})
+	lw := route.NewListWriter(newIdleWriter(s, n.cfg.IdleTimeout, nil))
 	for _, e := range entries {
 		if out.err = lw.Add(e); out.err != nil {
 			return out

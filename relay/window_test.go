@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/relaychain/relaychain/route"
 )
 
 // budgetWriter discards what it is given and records, on each write, the
@@ -25,11 +27,15 @@ func (w *budgetWriter) Write(p []byte) (int, error) {
 
 // A file moved over the mux through relays lets stream windows grow at
 // the hops whose reader keeps up, within each node's budget, and every
-// hop's growth goes back to its budget once the transfer is over.
+// hop's growth goes back to its budget once the transfer is over. The
+// nodes' budget is one doubling of one window, so that it binds.
 func TestMuxWindowGrowth(t *testing.T) {
 	root, files := sharedFiles(t)
 	f := files[sizeName(mediumSize)]
-	nodes, rt := chain(t, 2, Config{Root: root, CacheSize: -1})
+	const budget = DefaultStreamWindow
+	nodes := []*testNode{startNode(t, Config{WindowBudget: budget}), startNode(t, Config{WindowBudget: budget}),
+		startNode(t, Config{Root: root, CacheSize: -1, WindowBudget: budget})}
+	rt := route.Route{nodes[0].Addr, nodes[1].Addr, nodes[2].Addr}
 	c := newClient(t, ClientConfig{Route: rt, Transport: TransportMux, Verify: VerifyCRC32C})
 	ctx := testCtx(t, time.Minute)
 	w := &budgetWriter{nodes: nodes}
@@ -44,9 +50,12 @@ func TestMuxWindowGrowth(t *testing.T) {
 	if peak == 0 {
 		t.Fatalf("no node's stream window grew over 3 GETs of %d bytes", f.Size)
 	}
+	if peak > budget {
+		t.Fatalf("a node held %d bytes of growth, above its budget %d", peak, budget)
+	}
 	for _, n := range nodes {
-		if u := n.ycfg.WindowGrowth.Used(); u > DefaultWindowBudget {
-			t.Fatalf("%s holds %d bytes of growth, above its budget %d", n.Addr, u, DefaultWindowBudget)
+		if u := n.ycfg.WindowGrowth.Used(); u > budget {
+			t.Fatalf("%s holds %d bytes of growth, above its budget %d", n.Addr, u, budget)
 		}
 	}
 	deadline := time.Now().Add(20 * time.Second)

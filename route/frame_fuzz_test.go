@@ -393,10 +393,7 @@ var fuzzReaders = []struct {
 		limit: func(int) int { return allocSlack + MaxFrame },
 		check: func(t *testing.T, consumed []byte, v any) {
 			off, below := v.([2]int64)[0], v.([2]int64)[1]
-			frame := AppendStart(nil, off)
-			if below != 0 {
-				frame = AppendStartBelow(nil, off, below)
-			}
+			frame := AppendStartBelow(nil, off, below)
 			if off < 0 || below < 0 || !bytes.Equal(frame, consumed) {
 				t.Fatalf("ReadStartBelow: offset %d, below %d re-encoded % x, want % x", off, below, frame, consumed)
 			}

@@ -1062,6 +1062,9 @@ func TestStartBelow(t *testing.T) {
 	if off, err := ReadStart(bytes.NewReader(want)); off != 5 || err != nil {
 		t.Errorf("ReadStart of a conditional START: got %d, %v; want 5, nil", off, err)
 	}
+	if got, want := AppendStartBelow(nil, 7, 0), AppendStart(nil, 7); !bytes.Equal(got, want) {
+		t.Errorf("AppendStartBelow(7, 0): got % x, want the plain START % x", got, want)
+	}
 	off, below, err = ReadStartBelow(bytes.NewReader(AppendStart(nil, 7)))
 	if off != 7 || below != 0 || err != nil {
 		t.Errorf("ReadStartBelow of a plain START: got %d, %d, %v; want 7, 0, nil", off, below, err)

@@ -196,8 +196,12 @@ func AppendStart(dst []byte, offset int64) []byte {
 // the bytes from offset on only if the file is smaller than below, and
 // otherwise sends nothing, which ends the exchange (the client then
 // fetches the file another way). A client sends it along with its request,
-// before it knows the size.
+// before it knows the size. A below of 0 or less is no condition: it
+// appends the plain START, the only encoding of an unconditional one.
 func AppendStartBelow(dst []byte, offset, below int64) []byte {
+	if below <= 0 {
+		return AppendStart(dst, offset)
+	}
 	dst = AppendFrameHeader(dst, FrameStart, 16)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(offset))
 	return binary.BigEndian.AppendUint64(dst, uint64(below))

@@ -96,8 +96,8 @@ func config(c *cli.Context) (relay.Config, error) {
 		cfg.WindowBudget = int64(budget)
 	}
 	cfg.StreamWindowMax = uint32(windowMax)
-	if windowMax == 0 { // as the help says: at or below --stream-window, no growth
-		cfg.StreamWindowMax = uint32(window)
+	if windowMax == 0 { // as the help says: no growth
+		cfg.WindowBudget = -1
 	}
 	if cfg.TLS, err = cliutil.LoadTLS(c.String("tls-cert"), c.String("tls-key"), c.String("tls-ca")); err != nil {
 		return cfg, err

@@ -97,10 +97,7 @@ func (s *Stream) maybeGrow(now time.Time) {
 	if !limited || b == nil || g.window >= b.max {
 		return
 	}
-	add := b.max - g.window // the package's min is for uint32s
-	if g.window < add {
-		add = g.window // double
-	}
+	add := min(g.window, b.max-g.window) // double, up to max
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.ended || !b.take(int64(add)) {

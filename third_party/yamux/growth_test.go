@@ -19,6 +19,14 @@ func rcStreamWindow(st *Stream) uint32 {
 	return st.grow.window
 }
 
+// rcGranted returns the window st has granted its peer: what is still
+// open plus what is queued or held.
+func rcGranted(st *Stream) uint32 {
+	st.recvLock.Lock()
+	defer st.recvLock.Unlock()
+	return st.recvWindow + uint32(st.recv.len())
+}
+
 // rcSend writes n bytes to st in writes of piece bytes and closes it.
 func rcSend(st *Stream, n, piece int) error {
 	buf := make([]byte, piece)
@@ -42,34 +50,45 @@ func TestRelaychain_WindowGrowth_FastReader(t *testing.T) {
 	b := NewWindowBudget(4<<20, 64<<20)
 	cc, sc := testConnTCP(t)
 	client, server := testClientServerConfig(t, cc, sc, rcConf(rcLazy), rcGrowConf(b))
-	cs := rcOpen(t, client)
-	sent := rcAsync(func() error { return rcSend(cs, 64<<20, 4<<20) })
-	st := rcAccept(t, server)
-	var peak uint32
-	buf := make([]byte, 256<<10)
-	var got int
-	for {
-		n, err := st.Read(buf)
-		got += n
-		if w := rcStreamWindow(st); w > peak {
-			peak = w
+	// Whether the reader waits enough is up to the scheduler: on a loaded
+	// machine a stream may stop short of Max, so up to 3 streams are tried.
+	var peak, granted uint32
+	for try := 0; try < 3 && peak != 4<<20; try++ {
+		cs := rcOpen(t, client)
+		sent := rcAsync(func() error { return rcSend(cs, 64<<20, 4<<20) })
+		st := rcAccept(t, server)
+		peak = 0
+		buf := make([]byte, 256<<10)
+		var got int
+		for {
+			n, err := st.Read(buf)
+			got += n
+			if w := rcStreamWindow(st); w > peak {
+				peak = w
+			}
+			if w := rcGranted(st); w > granted {
+				granted = w
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("Read after %d bytes: %v", got, err)
+			}
 		}
-		if err == io.EOF {
-			break
+		if err := rcAwait(t, sent, 10*time.Second, "sender"); err != nil {
+			t.Fatalf("send: %v", err)
 		}
-		if err != nil {
-			t.Fatalf("Read after %d bytes: %v", got, err)
-		}
+		t.Logf("try %d: peak window %d, budget used %d", try, peak, b.Used())
+		st.Close()
+		rcEventually(t, 10*time.Second, "growth given back", func() bool { return b.Used() == 0 })
 	}
-	if err := rcAwait(t, sent, 10*time.Second, "sender"); err != nil {
-		t.Fatalf("send: %v", err)
-	}
-	t.Logf("peak window %d, budget used %d", peak, b.Used())
 	if peak != 4<<20 {
 		t.Fatalf("window peaked at %d, want it grown to %d", peak, 4<<20)
 	}
-	st.Close()
-	rcEventually(t, 10*time.Second, "growth given back", func() bool { return b.Used() == 0 })
+	if granted <= initialStreamWindow {
+		t.Fatalf("the peer was granted at most %d bytes at once: the growth never reached the wire", granted)
+	}
 }
 
 // rcSlowRead reads st to EOF in 64 KiB reads, sleeping pause before each:
@@ -203,10 +222,14 @@ func TestRelaychain_WindowGrowth_Budget(t *testing.T) {
 	if grown != 1 {
 		t.Fatalf("%d streams grew on a budget for one", grown)
 	}
-	// The streams are half-closed by their senders; closing them here
-	// ends them (both sides closed) or, for the rest, their sessions do.
-	streams[0].Close()
-	streams[2].Close()
+	// The streams are half-closed by their senders; closing one here ends
+	// it (both sides closed). The grown stream and one other are left to
+	// their sessions' Close, which must give the growth back too.
+	for i, st := range streams {
+		if i%2 == 1 && rcStreamWindow(st) == initialStreamWindow {
+			st.Close()
+		}
+	}
 	for _, s := range sessions {
 		s.Close()
 	}
@@ -228,7 +251,7 @@ func TestRelaychain_WindowGrowth_Budget(t *testing.T) {
 func TestRelaychain_WindowGrowth_CloseWhileReading(t *testing.T) {
 	b := NewWindowBudget(4<<20, 64<<20)
 	cc, sc := testConnTCP(t)
-	client, server := testClientServerConfig(t, cc, sc, rcConf(rcLazy), rcGrowConf(b))
+	client, server := testClientServerConfig(t, cc, sc, rcGrowConf(b), rcGrowConf(b)) // the readers are the client's
 	const streams = 100
 	done := make(chan error, 2*streams)
 	for i := 0; i < streams; i++ {

@@ -194,6 +194,8 @@ func (s *Stream) forward(w io.Writer, wc interface{ WriteClose([]byte) (int, err
 // shuts down with nothing queued (what ended the session: a connection
 // error, or ErrSessionShutdown after a local Close).
 func (s *Stream) awaitData() error {
+	var waited time.Duration // counted for window growth with the queue's lock
+	shutdown := false
 	for {
 		// If the stream is closed and there's no data buffered, return EOF
 		s.stateLock.Lock()
@@ -201,84 +203,68 @@ func (s *Stream) awaitData() error {
 		s.stateLock.Unlock()
 		s.recvLock.Lock()
 		empty := s.recv.empty()
+		s.grow.waited += waited
 		s.recvLock.Unlock()
+		waited = 0
+		// relaychain patch: once the session has shut down, upstream went
+		// back to the top and spun until Close had force-closed the stream
+		// (hashicorp/yamux#176). Return what is queued, then stop: with EOF
+		// if the peer's FIN came before the end (the receive loop processed
+		// it before shutdownCh closed), else with why the session ended.
 		switch {
+		case !empty && (shutdown || state != streamReset):
+			return nil
 		case state == streamReset:
 			return ErrConnectionReset
-		case !empty:
-			return nil
 		case cut != nil:
 			return cut
 		case state == streamRemoteClose || state == streamClosed:
 			return io.EOF
+		case shutdown:
+			return s.session.cutCause()
 		}
 
 		var timeout <-chan time.Time
 		var timer *time.Timer
-		readDeadline := s.readDeadline.Load().(time.Time)
-		if !readDeadline.IsZero() {
-			delay := time.Until(readDeadline)
-			timer = time.NewTimer(delay)
+		now := time.Now()
+		if readDeadline := s.readDeadline.Load().(time.Time); !readDeadline.IsZero() {
+			timer = timerPool.Get().(*time.Timer)
+			timer.Reset(readDeadline.Sub(now))
 			timeout = timer.C
 		}
-		var waitStart time.Time
-		if s.session.config.WindowGrowth != nil {
-			waitStart = time.Now()
-		}
-		shutdown := false
 		select {
 		case <-s.session.shutdownCh:
 			shutdown = true
 		case <-s.recvNotifyCh:
 		case <-timeout:
+			timerPool.Put(timer)
 			return ErrTimeout
 		}
 		if timer != nil {
 			timer.Stop()
+			timerPool.Put(timer)
 		}
-		if !waitStart.IsZero() {
-			// The reader waited for data: window growth counts it.
-			d := time.Since(waitStart)
-			s.recvLock.Lock()
-			s.grow.waited += d
-			s.recvLock.Unlock()
-		}
-		if shutdown {
-			// relaychain patch: upstream went back to the top here and
-			// spun until Close had force-closed the stream
-			// (hashicorp/yamux#176). Return what is queued, then stop:
-			// with EOF if the peer's FIN came before the end (the receive
-			// loop processed it before shutdownCh closed), else with why
-			// the session ended.
-			s.stateLock.Lock()
-			state, cut := s.state, s.cutErr
-			s.stateLock.Unlock()
-			s.recvLock.Lock()
-			empty := s.recv.empty()
-			s.recvLock.Unlock()
-			switch {
-			case !empty:
-				return nil
-			case state == streamReset:
-				return ErrConnectionReset
-			case cut != nil:
-				return cut
-			case state == streamRemoteClose || state == streamClosed:
-				return io.EOF
-			}
-			return s.session.cutCause()
+		if s.session.config.WindowGrowth != nil {
+			waited = time.Since(now) // the reader waited for data
 		}
 	}
 }
 
 // Write is used to write to the stream
 func (s *Stream) Write(b []byte) (n int, err error) {
+	return s.writeAll(b, false)
+}
+
+// writeAll writes all of b, a frame at a time, and with fin closes the
+// stream with the frame that carries its end (relaychain patch: Write and
+// WriteClose).
+func (s *Stream) writeAll(b []byte, fin bool) (int, error) {
 	s.sendLock.Lock()
 	defer s.sendLock.Unlock()
 	total := 0
 	for total < len(b) {
 		s.renewWriteIdle()
-		n, err := s.write(b[total:])
+		n, err := s.writeFin(b[total:], fin)
 		total += n
 		if err != nil {
 			return total, err
@@ -287,14 +273,8 @@ func (s *Stream) Write(b []byte) (n int, err error) {
 	return total, nil
 }
 
-// write is used to write to the stream, may return on
-// a short write.
-func (s *Stream) write(b []byte) (n int, err error) {
-	return s.writeFin(b, false)
-}
-
-// writeFin is write; with fin, the frame that carries the end of b also
-// closes the stream (WriteClose).
+// writeFin writes one frame of b, as much as the send window allows; with
+// fin, the frame that carries the end of b also closes the stream.
 func (s *Stream) writeFin(b []byte, fin bool) (n int, err error) {
 	var flags uint16
 	var max uint32
@@ -372,24 +352,25 @@ WAIT:
 	var timer *time.Timer
 	writeDeadline := s.writeDeadline.Load().(time.Time)
 	if !writeDeadline.IsZero() {
-		delay := time.Until(writeDeadline)
-		timer = time.NewTimer(delay)
+		timer = timerPool.Get().(*time.Timer) // relaychain patch: pooled
+		timer.Reset(time.Until(writeDeadline))
 		timeout = timer.C
 	}
 	select {
 	case <-s.session.shutdownCh:
 		// relaychain patch: return rather than spin until Close has
 		// force-closed the stream (hashicorp/yamux#176).
-		if timer != nil {
-			timer.Stop()
-		}
-		return 0, ErrSessionShutdown
+		err = ErrSessionShutdown
 	case <-s.sendNotifyCh:
 	case <-timeout:
-		return 0, ErrTimeout
+		err = ErrTimeout
 	}
 	if timer != nil {
 		timer.Stop()
+		timerPool.Put(timer)
+	}
+	if err != nil {
+		return 0, err
 	}
 	goto START
 }
@@ -609,18 +590,7 @@ func (s *Stream) WriteClose(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, s.Close()
 	}
-	s.sendLock.Lock()
-	defer s.sendLock.Unlock()
-	total := 0
-	for total < len(b) {
-		s.renewWriteIdle()
-		n, err := s.writeFin(b[total:], true)
-		total += n
-		if err != nil {
-			return total, err
-		}
-	}
-	return total, nil
+	return s.writeAll(b, true)
 }
 
 // closeTimeout is called after StreamCloseTimeout during a close to
