@@ -87,8 +87,14 @@ func copyStream(dst, src net.Conn, idle time.Duration) (int64, error) {
 		src.SetReadDeadline(time.Now().Add(idle))
 		return copyBuffered(newIdleWriter(dst, idle, src), src)
 	}
+	yd, _ := dst.(*yamux.Stream)
+	if yd != nil {
+		// Small frames go on from the session's receive loop when they can
+		// (the patched yamux's passon.go), the rest through ForwardTo.
+		ys.SetPassOn(yd, idle)
+	}
 	if idle <= 0 {
-		if yd, ok := dst.(*yamux.Stream); ok {
+		if yd != nil {
 			return ys.ForwardTo(yd)
 		}
 		return ys.WriteTo(dst)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -77,6 +78,10 @@ type Session struct {
 	// may a writer write directly.
 	deadlineConn interface{ SetWriteDeadline(time.Time) error }
 
+	// rawConn is conn's socket when conn is a bare one with deadlines:
+	// only then may the receive loop pass frames on (passon.go).
+	rawConn syscall.RawConn
+
 	// recvDoneCh is closed when recv() exits to avoid a race
 	// between stream registration and stream shutdown
 	recvDoneCh chan struct{}
@@ -127,6 +132,7 @@ func newSession(config *Config, conn io.ReadWriteCloser, client bool) *Session {
 	}
 	if dc, ok := conn.(interface{ SetWriteDeadline(time.Time) error }); ok && config.ConnectionWriteTimeout > 0 {
 		s.deadlineConn = dc
+		s.rawConn = rawConnOf(conn)
 	}
 	if client {
 		s.nextStreamID = 1

@@ -44,6 +44,12 @@ type Stream struct {
 	grow     growth // relaychain patch, growth.go
 	recvLock sync.Mutex
 
+	// passTo and passIdle are SetPassOn's, under recvLock; passed counts
+	// the bytes the receive loop passed on (relaychain patch, passon.go).
+	passTo   *Stream
+	passIdle time.Duration
+	passed   atomic.Int64
+
 	controlHdr     header
 	controlErr     chan error
 	controlHdrLock sync.Mutex
@@ -143,6 +149,11 @@ func (s *Stream) ForwardTo(w interface {
 // forward is WriteTo, and ForwardTo when wc is not nil.
 func (s *Stream) forward(w io.Writer, wc interface{ WriteClose([]byte) (int, error) }) (total int64, err error) {
 	defer asyncNotify(s.recvNotifyCh)
+	passed := s.passed.Load()
+	defer func() {
+		s.SetPassOn(nil, 0) // no frame passed on after this counts
+		total += s.passed.Load() - passed
+	}()
 	for {
 		if err := s.awaitData(); err != nil {
 			if err == io.EOF {
@@ -238,6 +249,9 @@ func (s *Stream) awaitData() error {
 		case <-s.recvNotifyCh:
 		case <-timeout:
 			timerPool.Put(timer)
+			if s.readDeadline.Load().(time.Time).After(time.Now()) {
+				continue // moved on meanwhile, as passOn does
+			}
 			return ErrTimeout
 		}
 		if timer != nil {
@@ -276,12 +290,6 @@ func (s *Stream) writeAll(b []byte, fin bool) (int, error) {
 // writeFin writes one frame of b, as much as the send window allows; with
 // fin, the frame that carries the end of b also closes the stream.
 func (s *Stream) writeFin(b []byte, fin bool) (n int, err error) {
-	var flags uint16
-	var max uint32
-	var body []byte
-	var hdr header
-	var closing, closeStream bool
-	var openFlags uint16
 START:
 	s.stateLock.Lock()
 	switch s.state {
@@ -297,55 +305,11 @@ START:
 	s.stateLock.Unlock()
 
 	// If there is no data available, block
-	window := atomic.LoadUint32(&s.sendWindow)
+	window := s.sendWindowNow()
 	if window == 0 {
 		goto WAIT
 	}
-
-	// Determine the flags if any
-	flags = s.sendFlags()
-
-	// Send up to our send window
-	max = min(window, uint32(len(b)))
-	body = b[:max]
-
-	// Send the header
-	hdr = s.sendHdr[:headerSize]
-	if flags != 0 {
-		// LazyOpen: this frame opens (SYN) or accepts (ACK) the stream.
-		// Window growth, if any, goes in a window update in front of it.
-		if delta := s.openDelta(); delta > 0 {
-			hdr.encode(typeWindowUpdate, flags, s.id, delta)
-			hdr, flags = s.sendHdr[:2*headerSize], 0
-		}
-	}
-	if fin && int(max) == len(b) {
-		closing, openFlags, closeStream = s.beginClose()
-		if closing {
-			flags |= openFlags | flagFIN
-		}
-	}
-	header(hdr[len(hdr)-headerSize:]).encode(typeData, flags, s.id, max)
-	if closing {
-		defer s.endClose(closeStream)
-	}
-	if err = s.session.waitForSendErr(hdr, body, s.sendErr); err != nil {
-		if errors.Is(err, ErrSessionShutdown) || errors.Is(err, ErrConnectionWriteTimeout) {
-			// Message left in ready queue, header re-use is unsafe.
-			s.sendHdr = header(make([]byte, 2*headerSize))
-			// relaychain patch: so is the error channel, which the send
-			// loop may still answer on; a stale answer would end the
-			// next write before its body was sent.
-			s.sendErr = make(chan error, 1)
-		}
-		return 0, err
-	}
-
-	// Reduce our send window
-	atomic.AddUint32(&s.sendWindow, ^uint32(max-1))
-
-	// Unlock
-	return int(max), err
+	return s.sendFrame(b[:min(window, uint32(len(b)))], fin && window >= uint32(len(b)))
 
 WAIT:
 	var timeout <-chan time.Time
@@ -374,6 +338,63 @@ WAIT:
 	}
 	goto START
 }
+
+// sendFrame sends body as one data frame, which with fin also closes the
+// stream, and takes it from the send window. The caller holds sendLock
+// and has checked the state and the window.
+func (s *Stream) sendFrame(body []byte, fin bool) (int, error) {
+	hdr, closing, closeStream := s.frameHeader(uint32(len(body)), fin)
+	if closing {
+		defer s.endClose(closeStream)
+	}
+	if err := s.session.waitForSendErr(hdr, body, s.sendErr); err != nil {
+		if errors.Is(err, ErrSessionShutdown) || errors.Is(err, ErrConnectionWriteTimeout) {
+			// Message left in ready queue, header re-use is unsafe.
+			s.sendHdr = header(make([]byte, 2*headerSize))
+			// relaychain patch: so is the error channel, which the send
+			// loop may still answer on; a stale answer would end the
+			// next write before its body was sent.
+			s.sendErr = make(chan error, 1)
+		}
+		return 0, err
+	}
+	s.sendWindowUse(uint32(len(body)))
+	return len(body), nil
+}
+
+// frameHeader encodes, in sendHdr, the header of a data frame of n bytes:
+// with the SYN or ACK a lazily opened stream still owes (behind a window
+// update carrying its growth, if any), and with fin the FIN, the stream's
+// state moved for the close (beginClose). closing says the FIN is in it,
+// and closeStream that the caller must finish the close with endClose
+// once the frame is sent. The caller holds sendLock.
+func (s *Stream) frameHeader(n uint32, fin bool) (hdr header, closing, closeStream bool) {
+	flags := s.sendFlags()
+	hdr = s.sendHdr[:headerSize]
+	if flags != 0 {
+		// LazyOpen: this frame opens (SYN) or accepts (ACK) the stream.
+		// Window growth, if any, goes in a window update in front of it.
+		if delta := s.openDelta(); delta > 0 {
+			hdr.encode(typeWindowUpdate, flags, s.id, delta)
+			hdr, flags = s.sendHdr[:2*headerSize], 0
+		}
+	}
+	if fin {
+		var openFlags uint16
+		closing, openFlags, closeStream = s.beginClose()
+		if closing {
+			flags |= openFlags | flagFIN
+		}
+	}
+	header(hdr[len(hdr)-headerSize:]).encode(typeData, flags, s.id, n)
+	return hdr, closing, closeStream
+}
+
+// sendWindowNow returns what the send window lets the stream send.
+func (s *Stream) sendWindowNow() uint32 { return atomic.LoadUint32(&s.sendWindow) }
+
+// sendWindowUse takes n sent bytes from the send window.
+func (s *Stream) sendWindowUse(n uint32) { atomic.AddUint32(&s.sendWindow, ^uint32(n-1)) }
 
 // sendFlags determines any flags that are appropriate
 // based on the current stream state
@@ -687,6 +708,9 @@ func (s *Stream) notifyWaiting() {
 
 // incrSendWindow updates the size of our send window
 func (s *Stream) incrSendWindow(hdr header, flags uint16) error {
+	if flags&flagFIN != 0 {
+		s.passOn(nil, flags) // Close sends its FIN on a window update
+	}
 	if err := s.processFlags(flags); err != nil {
 		return err
 	}
@@ -701,6 +725,7 @@ func (s *Stream) incrSendWindow(hdr header, flags uint16) error {
 func (s *Stream) readData(hdr header, flags uint16, conn io.Reader) error {
 	length := hdr.Length()
 	if length == 0 {
+		s.passOn(nil, flags) // a FIN on an empty frame
 		return s.processFlags(flags)
 	}
 
@@ -720,6 +745,10 @@ func (s *Stream) readData(hdr header, flags uint16, conn io.Reader) error {
 		putChunk(buf)
 		s.session.logger.Printf("[ERR] yamux: Failed to read stream data: %v", err)
 		return err
+	}
+	if s.passOn(*buf, flags) {
+		putChunk(buf)
+		return s.processFlags(flags)
 	}
 	s.recvLock.Lock()
 	s.recv.push(chunk{buf: buf, b: *buf})
