@@ -1,12 +1,8 @@
 package yamux
 
 import (
-	"errors"
 	"net"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Passing frames on from the receive loop (relaychain patch).
@@ -42,6 +38,7 @@ const passOnMax = 64 << 10
 func (s *Stream) SetPassOn(dst *Stream, idle time.Duration) {
 	s.recvLock.Lock()
 	s.passTo, s.passIdle = dst, idle
+	s.passBase = s.passed.Load()
 	s.recvLock.Unlock()
 }
 
@@ -56,6 +53,7 @@ func (s *Stream) passOn(b []byte, flags uint16) bool {
 	}
 	s.recvLock.Lock()
 	dst, idle := s.passTo, s.passIdle
+	deadline := s.readDeadline.Load()
 	ok := dst != nil && s.recv.len() == 0 &&
 		// A frame whose window must go back at once is left to the
 		// forwarder, which sends window updates (the receive loop must
@@ -70,7 +68,8 @@ func (s *Stream) passOn(b []byte, flags uint16) bool {
 	s.recvLock.Unlock()
 	s.passed.Add(int64(len(b)))
 	if idle > 0 {
-		s.readDeadline.Store(time.Now().Add(idle))
+		// Not over a deadline set meanwhile, such as a relay's abort.
+		s.readDeadline.CompareAndSwap(deadline, time.Now().Add(idle))
 	}
 	return true
 }
@@ -123,19 +122,7 @@ func (s *Session) writeNow(hdr, body []byte) {
 	// The connection's write deadline may have passed since its last
 	// write, which would fail the write before it is tried.
 	s.deadlineConn.SetWriteDeadline(time.Now().Add(s.config.ConnectionWriteTimeout))
-	iov := [2][]byte{hdr, body}
-	n := 0
-	var werr error
-	err := s.rawConn.Write(func(fd uintptr) bool {
-		n, werr = unix.Writev(int(fd), iov[:])
-		return true // one try: EAGAIN leaves the rest to writeRest
-	})
-	if err == nil {
-		err = werr
-	}
-	if errors.Is(err, unix.EAGAIN) {
-		err, n = nil, max(n, 0)
-	}
+	n, err := writeOnce(s.rawConn, [][]byte{hdr, body})
 	if err != nil {
 		<-s.writeSem
 		s.logger.Printf("[ERR] yamux: Failed to write frame: %v", err)
@@ -165,19 +152,4 @@ func (s *Session) writeRest(rest []byte) {
 		s.logger.Printf("[ERR] yamux: Failed to write frame: %v", err)
 		s.exitErr(err)
 	}
-}
-
-// rawConnOf returns the raw connection under conn, for writeNow, when conn
-// is a bare socket; nil otherwise (TLS, a pipe), where nothing is passed
-// on.
-func rawConnOf(conn any) syscall.RawConn {
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return rc
 }

@@ -1,3 +1,5 @@
+//go:build linux || darwin || openbsd
+
 package yamux
 
 import (

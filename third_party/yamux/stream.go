@@ -49,6 +49,7 @@ type Stream struct {
 	passTo   *Stream
 	passIdle time.Duration
 	passed   atomic.Int64
+	passBase int64 // passed when SetPassOn was called
 
 	controlHdr     header
 	controlErr     chan error
@@ -149,10 +150,14 @@ func (s *Stream) ForwardTo(w interface {
 // forward is WriteTo, and ForwardTo when wc is not nil.
 func (s *Stream) forward(w io.Writer, wc interface{ WriteClose([]byte) (int, error) }) (total int64, err error) {
 	defer asyncNotify(s.recvNotifyCh)
-	passed := s.passed.Load()
 	defer func() {
-		s.SetPassOn(nil, 0) // no frame passed on after this counts
-		total += s.passed.Load() - passed
+		// From SetPassOn on: frames passed before ForwardTo began count.
+		// One still being passed as an error ends it may be missed.
+		s.recvLock.Lock()
+		base := s.passBase
+		s.passTo = nil
+		s.recvLock.Unlock()
+		total += s.passed.Load() - base
 	}()
 	for {
 		if err := s.awaitData(); err != nil {
