@@ -58,7 +58,7 @@ func (s *Stream) passOn(b []byte, flags uint16) bool {
 		// A frame whose window must go back at once is left to the
 		// forwarder, which sends window updates (the receive loop must
 		// not wait on its own connection).
-		(s.grow.window-s.recvWindow)+uint32(len(b)) < s.updateStep()
+		s.owedWindow()+uint32(len(b)) < s.updateStep()
 	s.recvLock.Unlock()
 	if !ok || !dst.trySend(b, fin) {
 		return false
@@ -87,20 +87,10 @@ func (s *Stream) trySend(b []byte, fin bool) bool {
 	if uint32(len(b)) > s.sendWindowNow() {
 		return false
 	}
-	s.stateLock.Lock()
-	st := s.state
-	s.stateLock.Unlock()
-	switch st {
-	case streamLocalClose, streamClosed, streamReset:
+	if s.writable() != nil {
 		return false
 	}
-	select {
-	case sess.writeSem <- struct{}{}:
-	default:
-		return false
-	}
-	if sess.IsClosed() {
-		<-sess.writeSem
+	if took, err := sess.takeWrite(); !took || err != nil {
 		return false
 	}
 	// From here the frame is committed: what the kernel does not take now
@@ -122,7 +112,9 @@ func (s *Session) writeNow(hdr, body []byte) {
 	// The connection's write deadline may have passed since its last
 	// write, which would fail the write before it is tried.
 	s.deadlineConn.SetWriteDeadline(time.Now().Add(s.config.ConnectionWriteTimeout))
-	n, err := writeOnce(s.rawConn, [][]byte{hdr, body})
+	s.iov = [2][]byte{hdr, body}
+	n, err := writeOnce(s.rawConn, s.iov[:])
+	s.iov = [2][]byte{}
 	if err != nil {
 		<-s.writeSem
 		s.logger.Printf("[ERR] yamux: Failed to write frame: %v", err)

@@ -78,6 +78,12 @@ type Session struct {
 	// may a writer write directly.
 	deadlineConn interface{ SetWriteDeadline(time.Time) error }
 
+	// frame, iov and bufs are the buffers of a frame written directly
+	// (sendDirect, writeNow), under writeSem (relaychain patch).
+	frame []byte
+	iov   [2][]byte
+	bufs  net.Buffers
+
 	// rawConn is conn's socket when conn is a bare one with deadlines:
 	// only then may the receive loop pass frames on (passon.go).
 	rawConn syscall.RawConn
@@ -126,6 +132,7 @@ func newSession(config *Config, conn io.ReadWriteCloser, client bool) *Session {
 		acceptCh:   make(chan *Stream, config.AcceptBacklog),
 		sendCh:     make(chan *sendReady, 64),
 		writeSem:   make(chan struct{}, 1),
+		frame:      make([]byte, 0, headerSize+smallSend),
 		recvDoneCh: make(chan struct{}),
 		sendDoneCh: make(chan struct{}),
 		shutdownCh: make(chan struct{}),
@@ -553,6 +560,34 @@ func (s *Session) sendDirect(hdr header, body []byte) (bool, error) {
 	if s.deadlineConn == nil {
 		return false, nil
 	}
+	if took, err := s.takeWrite(); !took || err != nil {
+		return took, err
+	}
+	// The session's own buffers, which writeSem guards: nothing is
+	// allocated per frame.
+	if len(body) <= smallSend {
+		s.frame = append(append(s.frame[:0], hdr...), body...)
+		s.iov = [2][]byte{s.frame}
+		s.bufs = s.iov[:1]
+	} else {
+		s.iov = [2][]byte{hdr, body}
+		s.bufs = s.iov[:]
+	}
+	err := s.writeConn(&s.bufs)
+	s.iov = [2][]byte{} // hold no caller's body
+	<-s.writeSem
+	if err != nil {
+		s.logger.Printf("[ERR] yamux: Failed to write frame: %v", err)
+		go s.exitErr(err)
+		return true, err
+	}
+	return true, nil
+}
+
+// takeWrite takes writeSem when it is free, without waiting, and reports
+// whether it did; for a session that has shut down it releases it again and
+// returns ErrSessionShutdown (relaychain patch).
+func (s *Session) takeWrite() (bool, error) {
 	select {
 	case s.writeSem <- struct{}{}:
 	default:
@@ -561,20 +596,6 @@ func (s *Session) sendDirect(hdr header, body []byte) (bool, error) {
 	if s.IsClosed() {
 		<-s.writeSem
 		return true, ErrSessionShutdown
-	}
-	var bufs net.Buffers
-	if len(body) <= smallSend {
-		var frame [headerSize + smallSend]byte
-		bufs = net.Buffers{append(append(frame[:0], hdr...), body...)}
-	} else {
-		bufs = net.Buffers{hdr, body}
-	}
-	err := s.writeConn(&bufs)
-	<-s.writeSem
-	if err != nil {
-		s.logger.Printf("[ERR] yamux: Failed to write frame: %v", err)
-		go s.exitErr(err)
-		return true, err
 	}
 	return true, nil
 }

@@ -296,18 +296,9 @@ func (s *Stream) writeAll(b []byte, fin bool) (int, error) {
 // fin, the frame that carries the end of b also closes the stream.
 func (s *Stream) writeFin(b []byte, fin bool) (n int, err error) {
 START:
-	s.stateLock.Lock()
-	switch s.state {
-	case streamLocalClose:
-		fallthrough
-	case streamClosed:
-		s.stateLock.Unlock()
-		return 0, ErrStreamClosed
-	case streamReset:
-		s.stateLock.Unlock()
-		return 0, ErrConnectionReset
+	if err := s.writable(); err != nil {
+		return 0, err
 	}
-	s.stateLock.Unlock()
 
 	// If there is no data available, block
 	window := s.sendWindowNow()
@@ -342,6 +333,20 @@ WAIT:
 		return 0, err
 	}
 	goto START
+}
+
+// writable returns why the stream cannot be written, if it cannot: it is
+// closed for writing or reset.
+func (s *Stream) writable() error {
+	s.stateLock.Lock()
+	defer s.stateLock.Unlock()
+	switch s.state {
+	case streamLocalClose, streamClosed:
+		return ErrStreamClosed
+	case streamReset:
+		return ErrConnectionReset
+	}
+	return nil
 }
 
 // sendFrame sends body as one data frame, which with fin also closes the
@@ -431,11 +436,8 @@ func (s *Stream) sendWindowUpdate() error {
 	defer s.controlHdrLock.Unlock()
 
 	// Determine the delta update
-	var bufLen uint32
 	s.recvLock.Lock()
-	bufLen = uint32(s.recv.len())
-	max := s.grow.window
-	delta := (max - bufLen) - s.recvWindow
+	delta := s.owedWindow()
 
 	// LazyOpen: a small update does not go out just to carry the SYN or
 	// ACK; those ride on the stream's first frame (relaychain patch). Nor
@@ -471,7 +473,7 @@ func (s *Stream) sendWindowUpdate() error {
 		// A full update goes out: the epoch ends, and may grow the window
 		// (relaychain patch, growth.go).
 		s.maybeGrow(time.Now())
-		delta = (s.grow.window - bufLen) - s.recvWindow
+		delta = s.owedWindow()
 	}
 
 	// Update our window
@@ -496,13 +498,19 @@ func (s *Stream) sendWindowUpdate() error {
 func (s *Stream) openDelta() uint32 {
 	s.recvLock.Lock()
 	defer s.recvLock.Unlock()
-	max := s.grow.window
-	delta := (max - uint32(s.recv.len())) - s.recvWindow
+	delta := s.owedWindow()
 	if delta < s.updateStep() {
 		return 0 // not worth a header yet, as in sendWindowUpdate
 	}
 	s.recvWindow += delta
 	return delta
+}
+
+// owedWindow returns the receive window the peer has not been given back:
+// the window less what is queued and what the peer may still send
+// (relaychain patch). The caller holds recvLock.
+func (s *Stream) owedWindow() uint32 {
+	return (s.grow.window - uint32(s.recv.len())) - s.recvWindow
 }
 
 // Buffered returns the number of received bytes a Read would return
@@ -655,6 +663,9 @@ func (s *Stream) forceClose(cause error) {
 // processFlags is used to update the state of the stream
 // based on set flags, if any. Lock must be held
 func (s *Stream) processFlags(flags uint16) error {
+	if flags == 0 {
+		return nil // most frames (relaychain patch: no lock for them)
+	}
 	s.stateLock.Lock()
 	defer s.stateLock.Unlock()
 
