@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/relaychain/relaychain/route"
+	"github.com/relaychain/relaychain/third_party/yamux"
 )
 
 // logRecorder is a slog.Handler that keeps the attributes of every
@@ -205,7 +206,7 @@ func trickleTerminal(t testing.TB, data []byte, piece int, gap time.Duration, st
 		}
 		for sent := 0; sent < len(data); sent += piece {
 			if stallAfter > 0 && sent >= stallAfter {
-				io.Copy(io.Discard, s) // until the client hangs up
+				awaitHangUp(s)
 				return
 			}
 			if _, err := s.Write(data[sent:min(sent+piece, len(data))]); err != nil {
@@ -216,6 +217,25 @@ func trickleTerminal(t testing.TB, data []byte, piece int, gap time.Duration, st
 		s.Write(tr.Append(nil))
 		io.Copy(io.Discard, s) // the client's goodbye
 	}), ended
+}
+
+// awaitHangUp waits, up to a minute, until the client gives up on the
+// exchange on s: on a raw link it closes the connection; on the mux it
+// resets the stream (its FIN, which may come with the request, is not a
+// hang-up), which fails reads with other than io.EOF.
+func awaitHangUp(s net.Conn) {
+	_, mux := s.(*yamux.Stream)
+	var b [512]byte
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+		_, err := s.Read(b[:])
+		switch {
+		case err == nil:
+		case err != io.EOF || !mux:
+			return
+		default:
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }
 
 // rawIdleFloorBug describes a known bug that TestIdleNotTotalTimeout

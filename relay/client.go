@@ -170,7 +170,7 @@ func newExchange(ctx context.Context, c *Client, s net.Conn) *exchange {
 		s.SetDeadline(time.Now())
 		x.mu.Unlock()
 	})
-	stopClose := context.AfterFunc(c.closing, func() { s.Close() })
+	stopClose := context.AfterFunc(c.closing, func() { reset(s) })
 	x.stopFn = func() bool {
 		a, b := stopCtx(), stopClose()
 		return a && b
@@ -208,15 +208,39 @@ func (x *exchange) Write(p []byte) (int, error) {
 	return x.s.Write(p)
 }
 
+// writeClose writes p as the last bytes the client sends: on a mux stream
+// they carry the stream's FIN. A raw link stays open for its next request.
+func (x *exchange) writeClose(p []byte) (int, error) {
+	if _, mux := x.s.(*yamux.Stream); !mux {
+		return x.Write(p)
+	}
+	if err := x.renew(x.s.SetWriteDeadline); err != nil {
+		return 0, err
+	}
+	return writeClose(x.s, p)
+}
+
 func (x *exchange) isCanceled() bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.canceled
 }
 
+// close ends an exchange that completed, or that the client leaves while
+// the other side ends it on its own.
 func (x *exchange) close() {
+	x.end(x.s.Close)
+}
+
+// abort ends an exchange that failed or was canceled: a mux stream is
+// reset, which cancels the request at every hop; a raw link is closed.
+func (x *exchange) abort() {
+	x.end(func() error { reset(x.s); return nil })
+}
+
+func (x *exchange) end(closeFn func() error) {
 	x.stopFn()
-	x.s.Close()
+	closeFn()
 	if _, mux := x.s.(*yamux.Stream); mux {
 		x.c.links.streamDone()
 	}
@@ -244,7 +268,7 @@ func (c *Client) start(ctx context.Context, op route.Op, name string, pipelineSt
 	}
 	x, resp, err := c.exchange(ctx, s, op, name, pipelineStart)
 	if err != nil {
-		x.close()
+		x.abort()
 		return nil, resp, c.wrap(ctx, op, name, err)
 	}
 	return x, resp, nil
@@ -269,17 +293,19 @@ func (c *Client) startRaw(ctx context.Context, op route.Op, name string) (*excha
 		case errors.As(err, &he): // a complete answer: the link is fine
 			x.release()
 		case reused && attempt == 0 && ctx.Err() == nil:
-			x.close()
+			x.abort()
 			continue
 		default:
-			x.close()
+			x.abort()
 		}
 		return nil, resp, c.wrap(ctx, op, name, err)
 	}
 }
 
 // exchange sends the request on s, and START{0} right behind it if
-// pipelineStart, and reads the response.
+// pipelineStart, and reads the response. On a mux stream, a request after
+// which the client sends nothing more (a pipelined GET, STAT, LS, LIST)
+// carries the client's FIN.
 func (c *Client) exchange(ctx context.Context, s net.Conn, op route.Op, name string, pipelineStart bool) (*exchange, route.Response, error) {
 	var resp route.Response
 	x := newExchange(ctx, c, s)
@@ -296,7 +322,9 @@ func (c *Client) exchange(ctx context.Context, s net.Conn, op route.Op, name str
 		}
 		frame = route.AppendStartBelow(frame, 0, below)
 	}
-	if err == nil {
+	if err == nil && (pipelineStart || op != route.OpGet) {
+		_, err = x.writeClose(frame)
+	} else if err == nil {
 		_, err = x.Write(frame)
 	}
 	if err == nil {
@@ -363,11 +391,12 @@ func (c *Client) list(ctx context.Context, op route.Op) ([]route.Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer x.close()
 	entries, err := route.ReadList(x, MaxListing)
 	if err != nil {
+		x.abort()
 		return nil, c.wrap(ctx, op, "", fmt.Errorf("read listing: %w", err))
 	}
+	x.close()
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
 	return entries, nil
 }
@@ -421,8 +450,14 @@ func (c *Client) get(ctx context.Context, name string, w io.Writer, start startF
 	if err == nil && (off < 0 || off > resp.Size) {
 		err = fmt.Errorf("start offset %d outside the file's %d bytes", off, resp.Size)
 	}
-	if err == nil && !pipelined {
-		if _, err = x.Write(route.AppendStart(nil, off)); err != nil {
+	if err != nil && !pipelined {
+		// No START sent: closing abandons the GET (the terminal sends
+		// nothing more).
+		x.close()
+		return info, c.wrap(ctx, route.OpGet, name, err)
+	}
+	if !pipelined {
+		if _, err = x.writeClose(route.AppendStart(nil, off)); err != nil {
 			err = fmt.Errorf("send start: %w", err)
 		}
 	}
@@ -430,7 +465,7 @@ func (c *Client) get(ctx context.Context, name string, w io.Writer, start startF
 		err = c.receive(x, w, resp.Size-off, prefix, &info)
 	}
 	if err != nil {
-		x.close()
+		x.abort()
 		return info, c.wrap(ctx, route.OpGet, name, err)
 	}
 	if raw {

@@ -230,11 +230,20 @@ func TestErrNotNode(t *testing.T) {
 		recordAll(c, rec)
 	}
 	hangUp := func(c net.Conn, rec io.Writer) { c.Close() }
+	// A node of protocol version 1 answers in kind.
+	oldNode := func(c net.Conn, rec io.Writer) {
+		var in [prefaceSize]byte
+		if n, _ := io.ReadFull(c, in[:]); n > 0 {
+			rec.Write(in[:n])
+		}
+		c.Write([]byte("RLYC\x01\x00"))
+		recordAll(c, rec)
+	}
 	silent := recordAll
 	for _, tp := range transports {
-		preface := "RLYC\x01M"
+		preface := "RLYC\x02M"
 		if tp.tr == TransportRaw {
-			preface = "RLYC\x01R"
+			preface = "RLYC\x02R"
 		}
 		for _, tc := range []struct {
 			name     string
@@ -245,6 +254,7 @@ func TestErrNotNode(t *testing.T) {
 		}{
 			{"garbage", garbage, ErrNotNode, "not a relay node", preface},
 			{"hang-up", hangUp, ErrNotNode, "not a relay node", ""},
+			{"old-version", oldNode, ErrNotNode, "speaks relaychain protocol version 1, this node version 2", preface},
 			{"silent", silent, ErrTimeout, "timed out", preface},
 		} {
 			t.Run(tp.name+"/"+tc.name, func(t *testing.T) {

@@ -127,7 +127,7 @@ func TestSlowHeader(t *testing.T) {
 		check(t, st)
 	})
 	t.Run("raw", func(t *testing.T) {
-		c := dialPrefaced(t, term.Addr, "RLYC\x01R")
+		c := dialPrefaced(t, term.Addr, "RLYC\x02R")
 		check(t, c)
 	})
 }
@@ -157,7 +157,7 @@ func dialPrefaced(t *testing.T, addr, preface string) net.Conn {
 func TestOversizedHeaderRaw(t *testing.T) {
 	t.Parallel()
 	term, stillServes := headerNode(t)
-	c := dialPrefaced(t, term.Addr, "RLYC\x01R")
+	c := dialPrefaced(t, term.Addr, "RLYC\x02R")
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Write(frameHeader(byte(route.FrameRequest), 64<<10+1)); err != nil {
 		t.Fatal(err)
@@ -175,6 +175,28 @@ func TestOversizedHeaderRaw(t *testing.T) {
 	stillServes(t)
 }
 
+// TestOldVersionPreface dials a node with a preface of protocol version
+// 1: the node answers with its own version and status not-a-node, so that
+// the dialer can say why, and hangs up.
+func TestOldVersionPreface(t *testing.T) {
+	t.Parallel()
+	term, stillServes := headerNode(t)
+	c, err := net.DialTimeout("tcp", term.Addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("RLYC\x01M")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	if string(got) != "RLYC\x02\x05" || isTimeout(err) {
+		t.Errorf("got %q, %v; want %q and the node to hang up", got, err, "RLYC\x02\x05")
+	}
+	stillServes(t)
+}
+
 // TestBadPreface sends what is not a link preface: the node drops the
 // connection without answering anything, and keeps serving.
 func TestBadPreface(t *testing.T) {
@@ -183,8 +205,7 @@ func TestBadPreface(t *testing.T) {
 	for _, tc := range []struct{ name, send string }{
 		{"http", "GET / HTTP/1.1\r\nHost: relay\r\n\r\n"},
 		{"tls", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"},
-		{"bad-version", "RLYC\x02M"},
-		{"bad-mode", "RLYC\x01X"},
+		{"bad-mode", "RLYC\x02X"},
 		{"short", "RLY"},
 		{"silent", ""},
 	} {

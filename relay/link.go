@@ -48,8 +48,11 @@ func dialPreface(conn net.Conn, mode route.Mode, deadline time.Time) error {
 		}
 		return fmt.Errorf("read preface: %w (%w)", errNotNode, err)
 	}
-	if string(in[:4]) != route.Magic || in[4] != route.Version {
+	if string(in[:4]) != route.Magic {
 		return fmt.Errorf("preface %q: %w", in[:], errNotNode)
+	}
+	if in[4] != route.Version {
+		return versionMismatch(in[4])
 	}
 	switch route.Status(in[5]) {
 	case route.StatusOK:
@@ -63,6 +66,13 @@ func dialPreface(conn net.Conn, mode route.Mode, deadline time.Time) error {
 	return conn.SetDeadline(time.Time{})
 }
 
+// versionMismatch is the error for a peer's preface of another protocol
+// version.
+func versionMismatch(theirs byte) error {
+	return fmt.Errorf("%w: it speaks relaychain protocol version %d, this node version %d",
+		errNotNode, theirs, route.Version)
+}
+
 // acceptPreface reads a dialer's preface under deadline and returns its mode.
 // It answers nothing; the caller answers with answerPreface.
 func acceptPreface(conn net.Conn, deadline time.Time) (route.Mode, error) {
@@ -73,8 +83,14 @@ func acceptPreface(conn net.Conn, deadline time.Time) (route.Mode, error) {
 	if _, err := io.ReadFull(conn, in[:]); err != nil {
 		return 0, fmt.Errorf("read preface: %w", err)
 	}
-	if string(in[:4]) != route.Magic || in[4] != route.Version {
+	if string(in[:4]) != route.Magic {
 		return 0, fmt.Errorf("preface %q: %w", in[:], errNotNode)
+	}
+	if in[4] != route.Version {
+		// Say which version this node speaks, so that the dialer can
+		// tell its user why the link failed.
+		answerPreface(conn, route.StatusNotNode, deadline)
+		return 0, versionMismatch(in[4])
 	}
 	mode := route.Mode(in[5])
 	if mode != route.ModeMux && mode != route.ModeRaw {

@@ -311,10 +311,37 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	var err error
 	select {
 	case <-n.active.zero():
+		n.flushLinks(ctx)
 	case <-ctx.Done():
 		err = fmt.Errorf("shutdown: requests still in flight: %w", ctx.Err())
 	}
 	return errors.Join(err, n.Close())
+}
+
+// flushLinks waits until the peer of every inbound mux link has received
+// all this node sent it, or ctx is done. A request is over once its last
+// frame is handed to the link, which may still be queued or in flight:
+// closing the link then would lose the end of an answer. A ping is
+// answered only after the frames before it, so its answer proves them
+// delivered.
+func (n *Node) flushLinks(ctx context.Context) {
+	var wg sync.WaitGroup
+	n.mu.Lock()
+	for c := range n.closers {
+		if sess, ok := c.(*yamux.Session); ok {
+			wg.Go(func() { sess.Ping() })
+		}
+	}
+	n.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 // Close stops the node at once: it closes listeners, links and pooled

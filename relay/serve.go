@@ -119,22 +119,30 @@ func (n *Node) forward(up net.Conn, req *route.Request, answered func()) outcome
 	}
 	fwd := route.Request{Op: req.Op, Depth: index, Route: req.Route[1:], Name: req.Name}
 	frame, err := fwd.Append(nil)
+	requestDone := false
 	if err == nil {
 		if frame, err = appendQueued(frame, up); err != nil {
 			// The client's side failed, not the next hop: nobody to answer.
-			down.Close()
+			reset(down)
 			out.err, out.broken = err, true
 			return out
 		}
 		down.SetWriteDeadline(time.Now().Add(n.cfg.HeaderTimeout))
-		_, err = down.Write(frame)
+		// A client that has nothing more to send closed its side with the
+		// request: the FIN goes on in the same frame, and the request
+		// direction needs no copier.
+		if requestDone = peerDone(up); requestDone {
+			_, err = writeClose(down, frame)
+		} else {
+			_, err = down.Write(frame)
+		}
 		down.SetWriteDeadline(time.Time{})
 	}
 	if err != nil {
-		down.Close()
+		reset(down)
 		return n.hopFailed(up, index, next, err)
 	}
-	out.bytes, out.err = splice(up, down, n.cfg.Linger, n.cfg.IdleTimeout, answered)
+	out.bytes, out.err = splice(up, down, requestDone, n.cfg.Linger, n.cfg.IdleTimeout, answered)
 	n.pool.done(next)
 	out.broken = true
 	return out

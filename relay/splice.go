@@ -3,7 +3,6 @@ package relay
 import (
 	"io"
 	"net"
-	"sync/atomic"
 	"time"
 
 	"github.com/relaychain/relaychain/third_party/yamux"
@@ -103,51 +102,71 @@ func copyStream(dst, src net.Conn, idle time.Duration) (int64, error) {
 	return ys.ForwardTo(newIdleWriter(dst, idle, ys))
 }
 
+// reset aborts c both ways: a yamux stream is reset (the peer's reads and
+// writes fail, which is how a mux exchange is canceled); anything else is
+// closed, with a deadline that wakes a blocked read.
+func reset(c net.Conn) {
+	if ys, ok := c.(*yamux.Stream); ok {
+		ys.Reset()
+		return
+	}
+	c.SetDeadline(time.Now())
+	c.Close()
+}
+
+// peerDone reports whether c is a yamux stream whose peer has sent its FIN
+// and whose every byte has been read: its direction of a splice is over.
+func peerDone(c net.Conn) bool {
+	ys, ok := c.(*yamux.Stream)
+	return ok && ys.PeerClosed()
+}
+
 // splice copies up->down and down->up until both directions end, with
-// half-close, and returns the bytes sent towards up. The answer direction
-// is cut when it moves nothing for idle (the request direction is silent
-// by design while the answer streams). Once the answer has ended, the
-// request direction has linger to see the client's close; an error in
-// either direction, or the request direction ending first (a cancel),
-// aborts both. It closes both connections before it returns.
+// half-close, and returns the bytes sent towards up. requestDone says the
+// request direction is already over (the client's FIN went on with the
+// request), so only the answer is copied. The answer direction is cut
+// when it moves nothing for idle (the request direction is silent by
+// design while the answer streams). Once the answer has ended, the request
+// direction has linger to see the client's close. A reset (the client's
+// cancel) or an error in either direction resets both; a reset of up by
+// the client reaches down at once, from the session's receive loop
+// (yamux ResetWith). It closes both connections before it returns.
 //
 // answered, if not nil, is called when the answer direction ends without
 // an error.
-func splice(up, down net.Conn, linger, idle time.Duration, answered func()) (toUp int64, err error) {
+func splice(up, down net.Conn, requestDone bool, linger, idle time.Duration, answered func()) (toUp int64, err error) {
 	abort := func() {
-		// Close wakes a copier blocked writing to a client that stopped
-		// reading; the deadline wakes one blocked reading.
-		up.SetDeadline(time.Now())
-		down.SetDeadline(time.Now())
-		up.Close()
-		down.Close()
+		reset(up)
+		reset(down)
 	}
-	// The request direction runs in its own goroutine, the answer in this
-	// one (a goroutine less per relayed stream, and one wake-up less).
+	if yu, ok := up.(*yamux.Stream); ok {
+		if yd, ok := down.(*yamux.Stream); ok {
+			yu.ResetWith(yd)
+		}
+	}
+	// The request direction, if not over, runs in its own goroutine, the
+	// answer in this one.
 	request := &copier{copy: func() (int64, error) { return copyStream(down, up, 0) }, end: down}
 	answer := &copier{copy: func() (int64, error) { return copyStream(up, down, idle) }, end: up}
-	var answerOver atomic.Bool
-	requestFirst := false // set before requestDone closes
-	requestDone := make(chan struct{})
-	go func() {
-		defer close(requestDone)
-		request.n, request.err = request.copy()
-		if request.err == nil {
-			request.err = closeWrite(request.end)
-		}
-		if !answerOver.Load() {
-			// The client's side ended before the answer did, which in
-			// this protocol is a cancel (a client half-closes only once
-			// it has the whole answer), or it failed: abort both at once.
-			requestFirst = true
-			abort()
-		}
-	}()
+	requestOver := make(chan struct{})
+	if requestDone {
+		close(requestOver)
+	} else {
+		go func() {
+			defer close(requestOver)
+			request.n, request.err = request.copy()
+			if request.err == nil {
+				request.err = closeWrite(request.end)
+			}
+			if request.err != nil {
+				abort()
+			}
+		}()
+	}
 	answer.n, answer.err = answer.copy()
 	if answer.err == nil {
 		answer.err = closeWrite(answer.end)
 	}
-	answerOver.Store(true)
 	if answer.err != nil {
 		abort()
 	} else {
@@ -158,17 +177,11 @@ func splice(up, down net.Conn, linger, idle time.Duration, answered func()) (toU
 		up.SetDeadline(deadline)
 		down.SetDeadline(deadline)
 	}
-	<-requestDone
+	<-requestOver
 	up.Close()
 	down.Close()
-	first, second := answer, request
-	if requestFirst {
-		first, second = request, answer
+	if answer.err != nil {
+		return answer.n, answer.err
 	}
-	if first.err != nil {
-		err = first.err
-	} else {
-		err = second.err
-	}
-	return answer.n, err
+	return answer.n, request.err
 }

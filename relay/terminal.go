@@ -150,11 +150,16 @@ func (n *Node) serveGet(s net.Conn, req *route.Request, name string, fail failFu
 		out.err = fmt.Errorf("start offset %d beyond size %d", off, obj.Size)
 		return out
 	}
-	// The client sends nothing more until it has the trailer, so anything
-	// it sends now, EOF included, means it gave up: stop sending.
-	// The abort closes s: a deadline alone would be undone by writeIdle
-	// and copyIdle, which renew it before every chunk.
-	stop := watchCancel(s, func() { s.Close() })
+	// On a raw link the client sends nothing more until it has the
+	// trailer, so anything it sends now, EOF included, means it gave up:
+	// stop sending. The abort closes s: a deadline alone would be undone
+	// by writeIdle and copyIdle, which renew them before every chunk. A
+	// mux client cancels by resetting its stream, which fails the writes
+	// below at once, and may have sent its FIN with the request.
+	stop := func() {}
+	if _, mux := s.(*yamux.Stream); !mux {
+		stop = watchCancel(s, func() { s.Close() })
+	}
 	// sendBody stops the watch before the trailer: once the client has the
 	// trailer it may send its next request on a raw link, and the watch
 	// must not eat that request's first byte.

@@ -8,8 +8,12 @@ import "strconv"
 // Magic opens every link preface, in both directions.
 const Magic = "RLYC"
 
-// Version is the protocol version carried in the link preface.
-const Version byte = 1
+// Version is the protocol version carried in the link preface. Version 2
+// changed how a mux exchange ends: a client may send its FIN with its
+// request, and cancels by resetting the stream (version 1 clients kept
+// their side open and canceled with a FIN), so nodes of the two versions
+// must not share a chain.
+const Version byte = 2
 
 // PrefaceLen is the length of a link preface: magic, version, and a mode byte
 // (dialer) or a status byte (acceptor).

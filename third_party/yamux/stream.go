@@ -51,6 +51,10 @@ type Stream struct {
 	passed   atomic.Int64
 	passBase int64 // passed when SetPassOn was called
 
+	// resetTo is the stream a reset of this one passes on to (relaychain
+	// patch, reset.go: ResetWith).
+	resetTo atomic.Pointer[Stream]
+
 	controlHdr     header
 	controlErr     chan error
 	controlHdrLock sync.Mutex
@@ -665,6 +669,9 @@ func (s *Stream) forceClose(cause error) {
 func (s *Stream) processFlags(flags uint16) error {
 	if flags == 0 {
 		return nil // most frames (relaychain patch: no lock for them)
+	}
+	if flags&flagRST != 0 {
+		defer s.passReset() // runs last, with stateLock released
 	}
 	s.stateLock.Lock()
 	defer s.stateLock.Unlock()
