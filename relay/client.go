@@ -228,19 +228,19 @@ func (x *exchange) isCanceled() bool {
 
 // close ends an exchange that completed, or that the client leaves while
 // the other side ends it on its own.
-func (x *exchange) close() {
-	x.end(x.s.Close)
-}
+func (x *exchange) close() { x.end(false) }
 
 // abort ends an exchange that failed or was canceled: a mux stream is
 // reset, which cancels the request at every hop; a raw link is closed.
-func (x *exchange) abort() {
-	x.end(func() error { reset(x.s); return nil })
-}
+func (x *exchange) abort() { x.end(true) }
 
-func (x *exchange) end(closeFn func() error) {
+func (x *exchange) end(abort bool) {
 	x.stopFn()
-	closeFn()
+	if abort {
+		reset(x.s)
+	} else {
+		x.s.Close()
+	}
 	if _, mux := x.s.(*yamux.Stream); mux {
 		x.c.links.streamDone()
 	}
@@ -322,10 +322,12 @@ func (c *Client) exchange(ctx context.Context, s net.Conn, op route.Op, name str
 		}
 		frame = route.AppendStartBelow(frame, 0, below)
 	}
-	if err == nil && (pipelineStart || op != route.OpGet) {
-		_, err = x.writeClose(frame)
-	} else if err == nil {
-		_, err = x.Write(frame)
+	if err == nil {
+		write := x.Write
+		if pipelineStart || op != route.OpGet {
+			write = x.writeClose // nothing follows the request
+		}
+		_, err = write(frame)
 	}
 	if err == nil {
 		resp, err = route.ReadResponse(x)

@@ -9,7 +9,8 @@ import (
 // mux. Their answers travel in frames small enough for the patched yamux
 // to pass on from its receive loop (passon.go) rather than through the
 // relay's copier, and each relay must still log every byte it relayed:
-// the same count at both relays, at least the file's size.
+// the same count at both relays, at least the file's size, and no error
+// (the client's early end must not look like a cancel).
 func TestRelayCountsPassedOn(t *testing.T) {
 	dir := t.TempDir()
 	var files []testFile
@@ -36,6 +37,9 @@ func TestRelayCountsPassedOn(t *testing.T) {
 			recs := logs[i].requests(f.Name)
 			if len(recs) != 1 {
 				t.Fatalf("%s: relay %d logged %d requests, want 1", f.Name, i, len(recs))
+			}
+			if e := recs[0]["err"]; e != "" {
+				t.Errorf("%s: relay %d logged an error for a GET that succeeded: %s", f.Name, i, e)
 			}
 			got[i] = loggedBytes(t, recs[0])
 		}

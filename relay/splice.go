@@ -99,7 +99,9 @@ func copyStream(dst, src net.Conn, idle time.Duration) (int64, error) {
 		return ys.WriteTo(dst)
 	}
 	ys.SetReadDeadline(time.Now().Add(idle))
-	return ys.ForwardTo(newIdleWriter(dst, idle, ys))
+	w := newIdleWriter(dst, idle, ys)
+	defer w.clear()
+	return ys.ForwardTo(w)
 }
 
 // reset aborts c both ways: a yamux stream is reset (the peer's reads and

@@ -889,9 +889,7 @@ func (s *Session) handleGoAway(hdr header) error {
 func (s *Session) incomingStream(id uint32) error {
 	// Reject immediately if we are doing a go away
 	if atomic.LoadInt32(&s.localGoAway) == 1 {
-		hdr := header(make([]byte, headerSize))
-		hdr.encode(typeWindowUpdate, flagRST, id, 0)
-		return s.sendNoWait(hdr)
+		return s.sendRST(id) // relaychain patch: never waits (reset.go)
 	}
 
 	// Allocate a new stream
@@ -930,9 +928,7 @@ func (s *Session) incomingStream(id uint32) error {
 		// Backlog exceeded! RST the stream
 		s.logger.Printf("[WARN] yamux: backlog exceeded, forcing connection reset")
 		delete(s.streams, id)
-		hdr := header(make([]byte, headerSize))
-		hdr.encode(typeWindowUpdate, flagRST, id, 0)
-		return s.sendNoWait(hdr)
+		return s.sendRST(id) // relaychain patch: never waits (reset.go)
 	}
 }
 

@@ -640,12 +640,9 @@ func (s *Stream) closeTimeout() {
 	// Free the stream from the session map
 	s.session.closeStream(s.id)
 
-	// Send a RST so the remote side closes too.
-	s.sendLock.Lock()
-	defer s.sendLock.Unlock()
-	hdr := header(make([]byte, headerSize))
-	hdr.encode(typeWindowUpdate, flagRST, s.id, 0)
-	_ = s.session.sendNoWait(hdr)
+	// Send a RST so the remote side closes too (relaychain patch: with
+	// sendRST, reset.go).
+	_ = s.session.sendRST(s.id)
 }
 
 // forceClose is used for when the session is exiting
@@ -848,11 +845,11 @@ func (s *Stream) Shrink() {}
 const updDiv = 2
 
 // updateStep returns how much window a stream gives back at least in one
-// update: half its window, and half the configured window once its window
-// has grown (relaychain patch), so that a grown stream whose reader slows
-// down still moves at steps of the configured window's half: a sender
-// blocked on a half of a 16 MiB window would see no progress for as long
-// as 8 MiB takes the reader. The caller holds recvLock.
+// update: half the configured window, also once its window has grown
+// (relaychain patch), so that a grown stream whose reader slows down still
+// moves at steps of the configured window's half: a sender blocked on a
+// half of a 16 MiB window would see no progress for as long as 8 MiB takes
+// the reader. (A window starts at the configured size and only grows.)
 func (s *Stream) updateStep() uint32 {
-	return min(s.grow.window, s.session.config.MaxStreamWindowSize) / updDiv
+	return s.session.config.MaxStreamWindowSize / updDiv
 }
