@@ -253,9 +253,9 @@ func (n *Node) acceptStreams(sess *yamux.Session) error {
 			total = n.streams.Add(1)
 		}
 		go func() {
-			defer streams.Done()
-			defer n.active.done()
 			if overLink {
+				defer streams.Done()
+				defer n.active.done()
 				defer inflight.Add(-1)
 				n.refuseBusy(st, fmt.Sprintf("more than %d streams on this link", n.cfg.MaxStreamsPerLink))
 				return
@@ -265,14 +265,22 @@ func (n *Node) acceptStreams(sess *yamux.Session) error {
 			// client's close, which may trail the client's next request).
 			var once sync.Once
 			release := func() { once.Do(func() { n.streams.Add(-1); inflight.Add(-1) }) }
-			defer release()
+			// end runs when the request is over, maybe after this
+			// goroutine (serveStream).
+			end := func(err error) {
+				release()
+				if err != nil {
+					n.cfg.Logger.Debug("stream ended", "err", err)
+				}
+				n.active.done()
+				streams.Done()
+			}
 			if total > int64(n.cfg.MaxStreams) {
 				n.refuseBusy(st, fmt.Sprintf("more than %d streams on this node", n.cfg.MaxStreams))
+				end(nil)
 				return
 			}
-			if err := n.serveStream(st, release); err != nil {
-				n.cfg.Logger.Debug("stream ended", "err", err)
-			}
+			n.serveStream(st, release, end)
 		}()
 	})
 	if dropped.Load() {

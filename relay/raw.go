@@ -19,7 +19,7 @@ func (n *Node) serveRaw(conn net.Conn) error {
 	var r io.Reader = conn
 	for {
 		n.active.add()
-		clean, err := n.serveRequest(conn, r, route.ModeRaw, nil)
+		clean, _, err := n.serveRequest(conn, r, route.ModeRaw, nil, nil)
 		n.active.done()
 		if !clean || n.stopping() {
 			return err

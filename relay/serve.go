@@ -28,27 +28,37 @@ type outcome struct {
 	broken bool
 }
 
-// serveStream handles the one request of a mux stream, and closes it.
+// serveStream handles the one request of a mux stream, closes it, and
+// calls end with the request's error. A relayed request may finish after
+// serveStream returns, with no goroutine waiting for its answer (yamux
+// Relay); end is then called from the goroutine that finished it.
 // answered, if not nil, is called once the answer has been passed on in
 // full, when all the stream waits for is its peer's close; it may be
-// called again on return.
-func (n *Node) serveStream(s net.Conn, answered func()) error {
-	defer s.Close()
-	_, err := n.serveRequest(s, s, route.ModeMux, answered)
-	return err
+// called again later.
+func (n *Node) serveStream(s net.Conn, answered func(), end func(error)) {
+	_, detached, err := n.serveRequest(s, s, route.ModeMux, answered, func(err error) {
+		s.Close()
+		end(err)
+	})
+	if !detached {
+		s.Close()
+		end(err)
+	}
 }
 
 // serveRequest handles one request on s, reading its header from r (s, or
 // s behind bytes already read) under the header deadline, then relaying or
 // serving it. It reports whether the exchange completed, so that a raw
-// connection can carry the next request.
-func (n *Node) serveRequest(s net.Conn, r io.Reader, mode route.Mode, answered func()) (clean bool, err error) {
+// connection can carry the next request. A relayed mux request finishes
+// without this goroutine: serveRequest then reports detached, and later
+// (which mux mode needs) gets the request's error once it is over.
+func (n *Node) serveRequest(s net.Conn, r io.Reader, mode route.Mode, answered func(), later func(error)) (clean, detached bool, err error) {
 	start := time.Now()
 	s.SetReadDeadline(start.Add(n.cfg.HeaderTimeout))
 	req, err := route.ReadRequest(r, n.cfg.MaxHops)
 	if err != nil {
 		n.refuseHeader(s, req, err)
-		return false, fmt.Errorf("read request: %w", err)
+		return false, false, fmt.Errorf("read request: %w", err)
 	}
 	s.SetReadDeadline(time.Time{})
 	var out outcome
@@ -58,9 +68,23 @@ func (n *Node) serveRequest(s net.Conn, r io.Reader, mode route.Mode, answered f
 	case mode == route.ModeRaw:
 		out = n.forwardRaw(s, &req)
 	default:
-		out = n.forward(s, &req, answered)
+		// A mux stream: its answer may end after this goroutine.
+		up := s.(*yamux.Stream)
+		if out, detached = n.forward(up, &req, answered, func(out outcome) {
+			_, err := n.endRequest(&req, &out, start)
+			later(err)
+		}); detached {
+			return false, true, nil
+		}
 	}
-	n.logRequest(&req, &out, time.Since(start))
+	clean, err = n.endRequest(&req, &out, start)
+	return clean, false, err
+}
+
+// endRequest logs a request that is over and reports whether its
+// connection can carry another, and the request's error.
+func (n *Node) endRequest(req *route.Request, out *outcome, start time.Time) (clean bool, err error) {
+	n.logRequest(req, out, time.Since(start))
 	// An error under an OK status stopped the exchange part way; an error
 	// status was answered in full.
 	broken := out.broken || (out.err != nil && out.status == route.StatusOK)
@@ -108,15 +132,19 @@ func writeFrame(s net.Conn, timeout time.Duration, appendTo func([]byte) []byte)
 	return nil
 }
 
-// forward relays req to the next hop and splices the two streams. When the
-// next hop cannot be used it answers with a status that names that hop.
-func (n *Node) forward(up net.Conn, req *route.Request, answered func()) outcome {
-	out := outcome{role: "relay"}
+// forward relays req, read from the mux stream up, to the next hop and
+// splices the two streams with no goroutine waiting (splice): it reports
+// detached, and finish gets the outcome once the exchange is over. When
+// the next hop cannot be used it answers with a status that names that
+// hop, and returns that outcome.
+func (n *Node) forward(up *yamux.Stream, req *route.Request, answered func(), finish func(outcome)) (out outcome, detached bool) {
+	out = outcome{role: "relay"}
 	next, index := req.Route[1], req.Depth+1
-	down, err := n.pool.open(n.ctx, next)
+	conn, err := n.pool.open(n.ctx, next)
 	if err != nil {
-		return n.hopFailed(up, index, next, err)
+		return n.hopFailed(up, index, next, err), false
 	}
+	down := conn.(*yamux.Stream) // the pool's sessions are yamux ones
 	fwd := route.Request{Op: req.Op, Depth: index, Route: req.Route[1:], Name: req.Name}
 	frame, err := fwd.Append(nil)
 	requestDone := false
@@ -125,12 +153,12 @@ func (n *Node) forward(up net.Conn, req *route.Request, answered func()) outcome
 			// The client's side failed, not the next hop: nobody to answer.
 			reset(down)
 			out.err, out.broken = err, true
-			return out
+			return out, false
 		}
 		down.SetWriteDeadline(time.Now().Add(n.cfg.HeaderTimeout))
 		// A client that has nothing more to send closed its side with the
 		// request: the FIN goes on in the same frame, and the request
-		// direction needs no copier.
+		// direction is over.
 		if requestDone = peerDone(up); requestDone {
 			_, err = writeClose(down, frame)
 		} else {
@@ -140,12 +168,16 @@ func (n *Node) forward(up net.Conn, req *route.Request, answered func()) outcome
 	}
 	if err != nil {
 		reset(down)
-		return n.hopFailed(up, index, next, err)
+		return n.hopFailed(up, index, next, err), false
 	}
-	out.bytes, out.err = splice(up, down, requestDone, n.cfg.Linger, n.cfg.IdleTimeout, answered)
-	n.pool.done(next)
-	out.broken = true
-	return out
+	o := out // the callback's own: it may run as forward returns
+	o.broken = true
+	splice(up, down, requestDone, n.cfg.Linger, n.cfg.IdleTimeout, answered, func(toUp int64, err error) {
+		n.pool.done(next)
+		o.bytes, o.err = toUp, err
+		finish(o)
+	})
+	return outcome{}, true
 }
 
 // maxCarried bounds what appendQueued carries along with a request.

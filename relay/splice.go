@@ -3,6 +3,7 @@ package relay
 import (
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/relaychain/relaychain/third_party/yamux"
@@ -62,48 +63,6 @@ func writeClose(c net.Conn, p []byte) (int, error) {
 	return n, err
 }
 
-// copier is one direction of a splice: it runs copy, then half-closes
-// end (the destination's bare connection), and records the outcome.
-type copier struct {
-	copy func() (int64, error)
-	end  net.Conn
-	n    int64
-	err  error
-}
-
-// copyStream copies src to dst until EOF. A yamux stream is forwarded
-// frame by frame with its ForwardTo, which hands dst each frame's buffer
-// without a copy (and the last bytes with dst's FIN, in one frame); the
-// frame's bytes stay in src's receive window until dst has taken them, so
-// a stalled dst holds one window of src. With idle set, dst's writes and
-// src's reads are under the idle rule (idleWriter).
-func copyStream(dst, src net.Conn, idle time.Duration) (int64, error) {
-	ys, ok := src.(*yamux.Stream)
-	if !ok {
-		if idle <= 0 {
-			return copyBuffered(dst, src)
-		}
-		src.SetReadDeadline(time.Now().Add(idle))
-		return copyBuffered(newIdleWriter(dst, idle, src), src)
-	}
-	yd, _ := dst.(*yamux.Stream)
-	if yd != nil {
-		// Small frames go on from the session's receive loop when they can
-		// (the patched yamux's passon.go), the rest through ForwardTo.
-		ys.SetPassOn(yd, idle)
-	}
-	if idle <= 0 {
-		if yd != nil {
-			return ys.ForwardTo(yd)
-		}
-		return ys.WriteTo(dst)
-	}
-	ys.SetReadDeadline(time.Now().Add(idle))
-	w := newIdleWriter(dst, idle, ys)
-	defer w.clear()
-	return ys.ForwardTo(w)
-}
-
 // reset aborts c both ways: a yamux stream is reset (the peer's reads and
 // writes fail, which is how a mux exchange is canceled); anything else is
 // closed, with a deadline that wakes a blocked read.
@@ -123,67 +82,69 @@ func peerDone(c net.Conn) bool {
 	return ok && ys.PeerClosed()
 }
 
-// splice copies up->down and down->up until both directions end, with
-// half-close, and returns the bytes sent towards up. requestDone says the
-// request direction is already over (the client's FIN went on with the
-// request), so only the answer is copied. The answer direction is cut
-// when it moves nothing for idle (the request direction is silent by
-// design while the answer streams). Once the answer has ended, the request
-// direction has linger to see the client's close. A reset (the client's
-// cancel) or an error in either direction resets both; a reset of up by
-// the client reaches down at once, from the session's receive loop
-// (yamux ResetWith). It closes both connections before it returns.
+// splice relays a mux exchange: the request direction (when not over
+// already: the client's FIN went on with the request) goes from up to
+// down, the answer from down to up, each with yamux Relay, which holds no
+// goroutine while it waits for data or for window. So a relay with many
+// stalled streams holds their windows and little else.
 //
+// The answer direction is cut when it moves nothing for idle; the request
+// direction is silent by design while the answer streams, and once the
+// answer has ended it has linger to see the client's close. A reset (the
+// client's cancel: a reset of up reaches down at once, from the session's
+// receive loop, ResetWith) or an error in either direction resets both.
 // answered, if not nil, is called when the answer direction ends without
-// an error.
-func splice(up, down net.Conn, requestDone bool, linger, idle time.Duration, answered func()) (toUp int64, err error) {
-	abort := func() {
-		reset(up)
-		reset(down)
-	}
-	if yu, ok := up.(*yamux.Stream); ok {
-		if yd, ok := down.(*yamux.Stream); ok {
-			yu.ResetWith(yd)
-		}
-	}
-	// The request direction, if not over, runs in its own goroutine, the
-	// answer in this one.
-	request := &copier{copy: func() (int64, error) { return copyStream(down, up, 0) }, end: down}
-	answer := &copier{copy: func() (int64, error) { return copyStream(up, down, idle) }, end: up}
-	requestOver := make(chan struct{})
+// an error. finish gets the bytes sent towards up and the error (the
+// answer's first, else the request's), once both directions are over and
+// both streams closed; it runs on the goroutine that ended the last
+// direction, which may be the caller's.
+func splice(up, down *yamux.Stream, requestDone bool, linger, idle time.Duration, answered func(), finish func(int64, error)) {
+	var (
+		mu             sync.Mutex
+		left           = 2
+		toUp           int64
+		ansErr, reqErr error
+	)
 	if requestDone {
-		close(requestOver)
-	} else {
-		go func() {
-			defer close(requestOver)
-			request.n, request.err = request.copy()
-			if request.err == nil {
-				request.err = closeWrite(request.end)
-			}
-			if request.err != nil {
-				abort()
-			}
-		}()
+		left = 1
 	}
-	answer.n, answer.err = answer.copy()
-	if answer.err == nil {
-		answer.err = closeWrite(answer.end)
-	}
-	if answer.err != nil {
-		abort()
-	} else {
-		if answered != nil {
-			answered()
+	// over records one direction's end; the last one finishes.
+	over := func(answer bool, n int64, err error) {
+		if err != nil {
+			up.Reset()
+			down.Reset()
 		}
-		deadline := time.Now().Add(linger)
-		up.SetDeadline(deadline)
-		down.SetDeadline(deadline)
+		mu.Lock()
+		if answer {
+			toUp, ansErr = n, err
+		} else {
+			reqErr = err
+		}
+		left--
+		last := left == 0
+		mu.Unlock()
+		if !last {
+			return
+		}
+		up.Close()
+		down.Close()
+		if ansErr != nil {
+			finish(toUp, ansErr)
+		} else {
+			finish(toUp, reqErr)
+		}
 	}
-	<-requestOver
-	up.Close()
-	down.Close()
-	if answer.err != nil {
-		return answer.n, answer.err
+	up.ResetWith(down)
+	down.Relay(up, idle, func(n int64, err error) {
+		if err == nil {
+			if answered != nil {
+				answered()
+			}
+			up.SetReadDeadline(time.Now().Add(linger))
+		}
+		over(true, n, err)
+	})
+	if !requestDone {
+		up.Relay(down, 0, func(n int64, err error) { over(false, n, err) })
 	}
-	return answer.n, request.err
 }

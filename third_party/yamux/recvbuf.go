@@ -179,5 +179,37 @@ func (q *recvQueue) take() chunk {
 	return c
 }
 
+// peek holds up to most bytes of the head chunk for Relay, which sends
+// them on in place; they count against the window until advance or
+// unpeek. The queue must not be empty.
+func (q *recvQueue) peek(most int) []byte {
+	b := q.chunks[q.head].b
+	if len(b) > most {
+		b = b[:most]
+	}
+	q.n -= len(b)
+	q.held += len(b)
+	return b
+}
+
+// advance drops the k bytes peek held, sent on, and frees the head chunk
+// once it is empty.
+func (q *recvQueue) advance(k int) {
+	c := &q.chunks[q.head]
+	c.b = c.b[k:]
+	q.held -= k
+	if len(c.b) == 0 {
+		putChunk(c.buf)
+		*c = chunk{}
+		q.head++
+	}
+}
+
+// unpeek gives back the k bytes peek held, not sent.
+func (q *recvQueue) unpeek(k int) {
+	q.held -= k
+	q.n += k
+}
+
 // release ends the hold of k bytes taken by take.
 func (q *recvQueue) release(k int) { q.held -= k }

@@ -55,6 +55,10 @@ type Stream struct {
 	// patch, reset.go: ResetWith).
 	resetTo atomic.Pointer[Stream]
 
+	// relayFrom and relayTo are the Relays this stream is the source and
+	// the destination of (relaychain patch, relay.go).
+	relayFrom, relayTo atomic.Pointer[relayRun]
+
 	controlHdr     header
 	controlErr     chan error
 	controlHdrLock sync.Mutex
@@ -724,6 +728,7 @@ func (s *Stream) notifyWaiting() {
 	asyncNotify(s.recvNotifyCh)
 	asyncNotify(s.sendNotifyCh)
 	asyncNotify(s.establishCh)
+	s.kickRelay()
 }
 
 // incrSendWindow updates the size of our send window
@@ -738,6 +743,7 @@ func (s *Stream) incrSendWindow(hdr header, flags uint16) error {
 	// Increase window, unblock a sender
 	atomic.AddUint32(&s.sendWindow, hdr.Length())
 	asyncNotify(s.sendNotifyCh)
+	s.kickRelay()
 	return nil
 }
 
@@ -786,6 +792,7 @@ func (s *Stream) readData(hdr header, flags uint16, conn io.Reader) error {
 
 	// Unblock any readers
 	asyncNotify(s.recvNotifyCh)
+	s.kickRelay()
 	return nil
 }
 
@@ -804,6 +811,7 @@ func (s *Stream) SetDeadline(t time.Time) error {
 func (s *Stream) SetReadDeadline(t time.Time) error {
 	s.readDeadline.Store(t)
 	asyncNotify(s.recvNotifyCh)
+	s.kickRelay()
 	return nil
 }
 
@@ -830,6 +838,7 @@ func (s *Stream) renewWriteIdle() {
 func (s *Stream) SetWriteDeadline(t time.Time) error {
 	s.writeDeadline.Store(t)
 	asyncNotify(s.sendNotifyCh)
+	s.kickRelay()
 	return nil
 }
 

@@ -1,0 +1,233 @@
+package yamux
+
+import (
+	"io"
+	"sync/atomic"
+	"time"
+)
+
+// Relaying a stream with no goroutine waiting (relaychain patch).
+//
+// ForwardTo holds a goroutine for as long as it forwards: while the answer
+// is awaited, and while the next hop's window is shut. A relay with 10,000
+// stalled streams held 10,000 goroutine stacks of about 9 KiB, on top of
+// the windows. Relay does the same forwarding from short-lived goroutines:
+// a runner starts when something can move (a frame was queued on src, a
+// window update came for dst, either changed state, a deadline passed),
+// moves what it can, and ends when it would have to wait for data or for
+// window. Small frames still go on from the receive loop itself (passon.go)
+// when nothing is queued before them.
+
+// relayRun is one Relay in progress; src (relayFrom) and dst (relayTo)
+// point to it. A stream may be the source of one Relay and the
+// destination of another, as the two directions of a relay's splice.
+type relayRun struct {
+	src, dst *Stream
+	done     func(int64, error)
+	// pending counts kicks not yet seen by a runner; a kick that finds
+	// none starts one. After the end it stays above zero, so no runner
+	// starts again.
+	pending  atomic.Int32
+	total    int64       // bytes the runners passed on
+	timer    *time.Timer // wakes a runner at src's read deadline
+	waitFrom time.Time   // when the queue ran empty, for window growth
+}
+
+// Relay forwards s to dst as ForwardTo does, with s's read deadline as the
+// idle rule (with idle > 0 it is set to idle from now, and moved on by each
+// frame passed on), but holds no goroutine while it waits (see above).
+// done is called once, from a goroutine of its own or before Relay
+// returns, with the bytes passed on and nil when s ended cleanly and its
+// end went on to dst (dst is then closed for writing), or the error that
+// stopped it: ErrTimeout when nothing moved until the read deadline,
+// ErrConnectionReset when s was reset, dst's write error, or what cut s.
+// The caller resets or closes both streams after done.
+func (s *Stream) Relay(dst *Stream, idle time.Duration, done func(int64, error)) {
+	r := &relayRun{src: s, dst: dst, done: done}
+	s.SetPassOn(dst, idle)
+	if idle > 0 {
+		s.readDeadline.Store(time.Now().Add(idle))
+	}
+	r.pending.Store(1)
+	s.relayFrom.Store(r)
+	dst.relayTo.Store(r)
+	r.run()
+}
+
+// kickRelay tells the Relays of s, if any, that something may move.
+func (s *Stream) kickRelay() {
+	s.relayFrom.Load().kick()
+	s.relayTo.Load().kick()
+}
+
+// kick starts a runner unless one is running or r is nil.
+func (r *relayRun) kick() {
+	if r != nil && r.pending.Add(1) == 1 {
+		go r.run()
+	}
+}
+
+// run steps until a step ends the Relay, or no kick came during the last
+// step.
+func (r *relayRun) run() {
+	for {
+		n := r.pending.Load()
+		if r.step() {
+			return
+		}
+		if r.pending.Add(-n) == 0 {
+			return
+		}
+	}
+}
+
+// step moves what can move without waiting for data or window, and
+// reports whether the Relay ended.
+func (r *relayRun) step() bool {
+	s, d := r.src, r.dst
+	if !r.waitFrom.IsZero() {
+		s.recvLock.Lock()
+		s.grow.waited += time.Since(r.waitFrom)
+		s.recvLock.Unlock()
+		r.waitFrom = time.Time{}
+	}
+	for {
+		// The state first, as in forward: a FIN seen here has its bytes
+		// queued already.
+		s.stateLock.Lock()
+		state, cut := s.state, s.cutErr
+		s.stateLock.Unlock()
+		if state == streamReset {
+			return r.end(ErrConnectionReset)
+		}
+		ended := cut == nil && (state == streamRemoteClose || state == streamClosed)
+		s.recvLock.Lock()
+		empty := s.recv.empty()
+		s.recvLock.Unlock()
+		if empty {
+			switch {
+			case cut != nil:
+				return r.end(cut)
+			case ended:
+				return r.end(r.passEnd())
+			case s.session.IsClosed():
+				return r.end(s.session.cutCause())
+			case d.writable() == ErrConnectionReset:
+				// Not a closed dst: the FIN may have gone on from the
+				// receive loop before src's state shows it.
+				return r.end(ErrConnectionReset)
+			}
+			if s.session.config.WindowGrowth != nil {
+				r.waitFrom = time.Now()
+			}
+			return r.wait()
+		}
+		if err := d.writable(); err != nil {
+			return r.end(err)
+		}
+		moved, err := r.send(ended)
+		if err != nil {
+			return r.end(err)
+		}
+		if !moved {
+			return r.wait() // for dst's window
+		}
+	}
+}
+
+// send passes on the head of src's queue, as much as dst's window takes,
+// in one frame that also carries dst's FIN when it takes src's last bytes
+// after src's FIN. It reports whether it sent anything.
+func (r *relayRun) send(ended bool) (bool, error) {
+	s, d := r.src, r.dst
+	d.sendLock.Lock()
+	window := d.sendWindowNow()
+	if window == 0 {
+		d.sendLock.Unlock()
+		return false, nil
+	}
+	s.recvLock.Lock()
+	b := s.recv.peek(int(window))
+	last := ended && s.recv.empty()
+	s.recvLock.Unlock()
+	k, err := d.sendFrame(b, last)
+	d.sendLock.Unlock()
+	s.recvLock.Lock()
+	if err != nil {
+		s.recv.unpeek(len(b))
+	} else {
+		s.recv.advance(k)
+	}
+	s.recvLock.Unlock()
+	if err != nil {
+		return false, err
+	}
+	r.total += int64(k)
+	if idle := s.passIdleNow(); idle > 0 {
+		s.readDeadline.Store(time.Now().Add(idle))
+	}
+	if err := s.sendWindowUpdate(); err != nil && err != ErrSessionShutdown {
+		return true, err
+	}
+	return true, nil
+}
+
+// passEnd passes src's clean end on to dst, unless it went on already
+// (with the last bytes, or from the receive loop): dst is then closed for
+// writing.
+func (r *relayRun) passEnd() error {
+	switch err := r.dst.writable(); err {
+	case nil:
+		return r.dst.Close()
+	case ErrStreamClosed:
+		return nil // the FIN went on with the last frame
+	default:
+		return err
+	}
+}
+
+// wait ends the step with nothing more to move, after checking src's read
+// deadline and arming the timer for it. It reports whether the Relay ended.
+func (r *relayRun) wait() bool {
+	dl, _ := r.src.readDeadline.Load().(time.Time)
+	if dl.IsZero() {
+		return false
+	}
+	left := time.Until(dl)
+	if left <= 0 {
+		return r.end(ErrTimeout)
+	}
+	if r.timer == nil {
+		r.timer = time.AfterFunc(left, r.kick)
+	} else {
+		r.timer.Reset(left)
+	}
+	return false
+}
+
+// end stops the Relay and calls done.
+func (r *relayRun) end(err error) bool {
+	s := r.src
+	s.relayFrom.CompareAndSwap(r, nil)
+	r.dst.relayTo.CompareAndSwap(r, nil)
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	s.recvLock.Lock()
+	base := s.passBase
+	s.passTo = nil
+	s.recvLock.Unlock()
+	total := r.total + s.passed.Load() - base
+	if err == io.EOF {
+		err = nil
+	}
+	r.done(total, err)
+	return true
+}
+
+// passIdleNow returns the idle time SetPassOn gave.
+func (s *Stream) passIdleNow() time.Duration {
+	s.recvLock.Lock()
+	defer s.recvLock.Unlock()
+	return s.passIdle
+}
