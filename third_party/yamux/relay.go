@@ -23,14 +23,21 @@ import (
 // destination of another, as the two directions of a relay's splice.
 type relayRun struct {
 	src, dst *Stream
+	idle     time.Duration
 	done     func(int64, error)
 	// pending counts kicks not yet seen by a runner; a kick that finds
 	// none starts one. After the end it stays above zero, so no runner
 	// starts again.
-	pending  atomic.Int32
-	total    int64       // bytes the runners passed on
-	timer    *time.Timer // wakes a runner at src's read deadline
-	waitFrom time.Time   // when the queue ran empty, for window growth
+	pending atomic.Int32
+	// inflight says a frame is with the destination's session
+	// (sendLater), its bytes held in src's queue; sentErr is its outcome
+	// and owed says src's window update is due, for the next runner.
+	inflight atomic.Bool
+	owed     atomic.Bool
+	sentErr  atomic.Pointer[error]
+	total    atomic.Int64 // bytes the runners passed on
+	timer    *time.Timer  // wakes a runner at src's read deadline
+	waitFrom time.Time    // when the queue ran empty, for window growth
 }
 
 // Relay forwards s to dst as ForwardTo does, with s's read deadline as the
@@ -43,7 +50,7 @@ type relayRun struct {
 // ErrConnectionReset when s was reset, dst's write error, or what cut s.
 // The caller resets or closes both streams after done.
 func (s *Stream) Relay(dst *Stream, idle time.Duration, done func(int64, error)) {
-	r := &relayRun{src: s, dst: dst, done: done}
+	r := &relayRun{src: s, dst: dst, idle: idle, done: done}
 	s.SetPassOn(dst, idle)
 	if idle > 0 {
 		s.readDeadline.Store(time.Now().Add(idle))
@@ -92,6 +99,19 @@ func (r *relayRun) step() bool {
 		r.waitFrom = time.Time{}
 	}
 	for {
+		// A frame still being sent holds its bytes in src's queue: nothing
+		// moves, nor may the Relay end, until it is out.
+		if r.inflight.Load() {
+			return false
+		}
+		if err := r.sentErr.Load(); err != nil {
+			return r.end(*err)
+		}
+		if r.owed.Swap(false) {
+			if err := s.sendWindowUpdate(); err != nil && err != ErrSessionShutdown {
+				return r.end(err)
+			}
+		}
 		// The state first, as in forward: a FIN seen here has its bytes
 		// queued already.
 		s.stateLock.Lock()
@@ -125,11 +145,7 @@ func (r *relayRun) step() bool {
 		if err := d.writable(); err != nil {
 			return r.end(err)
 		}
-		moved, err := r.send(ended)
-		if err != nil {
-			return r.end(err)
-		}
-		if !moved {
+		if !r.send(ended) {
 			return r.wait() // for dst's window
 		}
 	}
@@ -137,39 +153,56 @@ func (r *relayRun) step() bool {
 
 // send passes on the head of src's queue, as much as dst's window takes,
 // in one frame that also carries dst's FIN when it takes src's last bytes
-// after src's FIN. It reports whether it sent anything.
-func (r *relayRun) send(ended bool) (bool, error) {
+// after src's FIN. The frame goes with sendLater, so a busy connection
+// holds no goroutine: sent finishes it. It reports whether it sent
+// anything (a frame still queued counts).
+func (r *relayRun) send(ended bool) bool {
 	s, d := r.src, r.dst
 	d.sendLock.Lock()
+	defer d.sendLock.Unlock()
 	window := d.sendWindowNow()
 	if window == 0 {
-		d.sendLock.Unlock()
-		return false, nil
+		return false
 	}
 	s.recvLock.Lock()
 	b := s.recv.peek(int(window))
 	last := ended && s.recv.empty()
 	s.recvLock.Unlock()
-	k, err := d.sendFrame(b, last)
-	d.sendLock.Unlock()
+	hdr, closing, closeStream := d.frameHeader(uint32(len(b)), last)
+	// The frame's own header: it may be written after sendLock is gone.
+	own := header(append(make([]byte, 0, len(hdr)), hdr...))
+	d.sendWindowUse(uint32(len(b)))
+	r.inflight.Store(true)
+	d.session.sendLater(own, b, func(err error) { r.sent(len(b), closing, closeStream, err) })
+	return true
+}
+
+// sent finishes a frame of send once its session wrote it or failed to,
+// and kicks a runner; it may run on the session's send loop, so it does
+// not wait.
+func (r *relayRun) sent(k int, closing, closeStream bool, err error) {
+	s := r.src
+	if closing {
+		r.dst.endClose(closeStream)
+	}
 	s.recvLock.Lock()
 	if err != nil {
-		s.recv.unpeek(len(b))
+		s.recv.unpeek(k)
 	} else {
 		s.recv.advance(k)
 	}
 	s.recvLock.Unlock()
 	if err != nil {
-		return false, err
+		r.sentErr.Store(&err)
+	} else {
+		r.total.Add(int64(k))
+		if r.idle > 0 {
+			s.readDeadline.Store(time.Now().Add(r.idle))
+		}
+		r.owed.Store(true)
 	}
-	r.total += int64(k)
-	if idle := s.passIdleNow(); idle > 0 {
-		s.readDeadline.Store(time.Now().Add(idle))
-	}
-	if err := s.sendWindowUpdate(); err != nil && err != ErrSessionShutdown {
-		return true, err
-	}
-	return true, nil
+	r.inflight.Store(false)
+	r.kick()
 }
 
 // passEnd passes src's clean end on to dst, unless it went on already
@@ -217,17 +250,10 @@ func (r *relayRun) end(err error) bool {
 	base := s.passBase
 	s.passTo = nil
 	s.recvLock.Unlock()
-	total := r.total + s.passed.Load() - base
+	total := r.total.Load() + s.passed.Load() - base
 	if err == io.EOF {
 		err = nil
 	}
 	r.done(total, err)
 	return true
-}
-
-// passIdleNow returns the idle time SetPassOn gave.
-func (s *Stream) passIdleNow() time.Duration {
-	s.recvLock.Lock()
-	defer s.recvLock.Unlock()
-	return s.passIdle
 }

@@ -216,3 +216,73 @@ func TestRelaychain_Relay_Resets(t *testing.T) {
 		t.Fatal("source session closed: Relay ended cleanly")
 	}
 }
+
+// TestRelaychain_Relay_BusyLink relays many streams into one session whose
+// connection is held: the runners queue their frames (sendLater) and end,
+// rather than each waiting for the connection. Once it is free, every
+// stream arrives whole.
+func TestRelaychain_Relay_BusyLink(t *testing.T) {
+	const streams = 20
+	c1, s1 := testConnTCP(t)
+	a, ra := testClientServerConfig(t, c1, s1, rcConf(), rcConf())
+	c2, s2 := testConnTCP(t)
+	wire, w2 := rcWrap(c2, true)
+	// Lazy: opening a stream sends nothing through the held connection.
+	rb, b := testClientServerConfig(t, w2, s2, rcConf(rcLazy), rcConf(rcLazy))
+
+	wire.closeGate()
+	hold := rcOpen(t, rb)
+	blocked := rcAsync(func() error { return rcQueuedWrite(hold, []byte("hold")) })
+	wire.waitEntered(t)
+
+	datas := make([][]byte, streams)
+	relayed := make([]<-chan error, streams)
+	totals := make([]int64, streams)
+	xs := make([]*Stream, streams)
+	for i := range streams {
+		datas[i] = rcData(100<<10, int64(i))
+		up := rcOpen(t, a)
+		go func() {
+			up.Write(datas[i])
+			up.Close()
+		}()
+		x := rcAccept(t, ra)
+		y := rcOpen(t, rb)
+		xs[i] = x
+		relayed[i] = rcRelayAsync(x, y, time.Minute, &totals[i])
+	}
+	rcEventually(t, 10*time.Second, "a frame of every stream queued for the held connection", func() bool {
+		for _, x := range xs {
+			if r := x.relayFrom.Load(); r == nil || !r.inflight.Load() {
+				return false
+			}
+		}
+		return true
+	})
+	if n := rcRelayRunners(); n != 0 {
+		t.Fatalf("%d runners wait for the held connection", n)
+	}
+	wire.openGate()
+	if err := rcAwait(t, blocked, 10*time.Second, "the held write"); err != nil {
+		t.Fatal(err)
+	}
+	rcAccept(t, b) // hold's stream
+	for i := range streams {
+		z := rcAccept(t, b)
+		got := rcReadAll(t, z, 30*time.Second)
+		var want []byte
+		for j := range streams {
+			if bytes.Equal(got, datas[j]) {
+				want = datas[j]
+			}
+		}
+		if want == nil {
+			t.Fatalf("stream %d: %d bytes, not one of the streams sent", i, len(got))
+		}
+	}
+	for i := range streams {
+		if err := rcAwait(t, relayed[i], 10*time.Second, "Relay"); err != nil || totals[i] != int64(len(datas[i])) {
+			t.Fatalf("Relay %d: %v, %d bytes", i, err, totals[i])
+		}
+	}
+}

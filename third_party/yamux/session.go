@@ -66,6 +66,10 @@ type Session struct {
 	// or to send a header out directly.
 	sendCh chan *sendReady
 
+	// later holds frames of sendLater for the send loop (relaychain
+	// patch, sendlater.go).
+	later laterQueue
+
 	// acceptFn, when set by ServeStreams, takes incoming streams instead
 	// of acceptCh (relaychain patch).
 	acceptFn atomic.Pointer[func(*Stream)]
@@ -108,6 +112,8 @@ type sendReady struct {
 	mu   sync.Mutex // Protects Body from unsafe reads.
 	Body []byte
 	Err  chan error
+	// Done, when set, gets the outcome instead of Err (sendLater).
+	Done func(error)
 	// taken is set, under mu, once the send loop has started writing Body
 	// (relaychain patch: it writes the caller's buffer, not a copy).
 	taken bool
@@ -131,6 +137,7 @@ func newSession(config *Config, conn io.ReadWriteCloser, client bool) *Session {
 		synCh:      make(chan struct{}, config.AcceptBacklog),
 		acceptCh:   make(chan *Stream, config.AcceptBacklog),
 		sendCh:     make(chan *sendReady, 64),
+		later:      laterQueue{ch: make(chan struct{}, 1)},
 		writeSem:   make(chan struct{}, 1),
 		frame:      make([]byte, 0, headerSize+smallSend),
 		recvDoneCh: make(chan struct{}),
@@ -652,7 +659,9 @@ func (s *Session) sendNoWait(hdr header) error {
 
 // send is a long running goroutine that sends data
 func (s *Session) send() {
-	if err := s.sendLoop(); err != nil {
+	err := s.sendLoop()
+	s.failLater(ErrSessionShutdown)
+	if err != nil {
 		s.exitErr(err)
 	}
 }
@@ -679,61 +688,71 @@ func (s *Session) sendLoop() error {
 		stage = make([]byte, 0, 64<<10)
 	)
 	for {
+		batch = batch[:0]
 		select {
 		case ready := <-s.sendCh:
-			batch = append(batch[:0], ready)
-		DRAIN:
-			for len(batch) < maxSendBatch {
-				select {
-				case r := <-s.sendCh:
-					batch = append(batch, r)
-				default:
-					break DRAIN
-				}
-			}
-			bufs, stage = bufs[:0], stage[:0]
-			mark := 0 // stage[mark:] is not yet in bufs
-			for _, r := range batch {
-				stage = append(stage, r.Hdr...)
-				r.mu.Lock()
-				body := r.Body
-				if len(body) <= smallSend {
-					// Copied: the caller's buffer is free from here on.
-					stage = append(stage, body...)
-					r.Body = nil
-					r.mu.Unlock()
-					continue
-				}
-				r.taken = true
-				r.mu.Unlock()
-				bufs = append(bufs, stage[mark:], body)
-				mark = len(stage)
-			}
-			if mark < len(stage) {
-				bufs = append(bufs, stage[mark:])
-			}
-			var err error
-			select {
-			case s.writeSem <- struct{}{}:
-				iov := bufs // WriteTo consumes its receiver
-				err = s.writeConn(&iov)
-				<-s.writeSem
-			case <-s.shutdownCh:
-				err = ErrSessionShutdown
-			}
-			for _, r := range batch {
-				r.mu.Lock()
-				r.Body = nil
-				r.mu.Unlock()
-				asyncSendErr(r.Err, err)
-			}
-			clear(batch)
-			if err != nil {
-				s.logger.Printf("[ERR] yamux: Failed to write frames: %v", err)
-				return err
-			}
+			batch = append(batch, ready)
+		case <-s.later.ch:
 		case <-s.shutdownCh:
 			return nil
+		}
+		batch = s.takeLater(batch, maxSendBatch-len(batch))
+	DRAIN:
+		for len(batch) < maxSendBatch {
+			select {
+			case r := <-s.sendCh:
+				batch = append(batch, r)
+			default:
+				break DRAIN
+			}
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		bufs, stage = bufs[:0], stage[:0]
+		mark := 0 // stage[mark:] is not yet in bufs
+		for _, r := range batch {
+			stage = append(stage, r.Hdr...)
+			r.mu.Lock()
+			body := r.Body
+			if len(body) <= smallSend {
+				// Copied: the caller's buffer is free from here on.
+				stage = append(stage, body...)
+				r.Body = nil
+				r.mu.Unlock()
+				continue
+			}
+			r.taken = true
+			r.mu.Unlock()
+			bufs = append(bufs, stage[mark:], body)
+			mark = len(stage)
+		}
+		if mark < len(stage) {
+			bufs = append(bufs, stage[mark:])
+		}
+		var err error
+		select {
+		case s.writeSem <- struct{}{}:
+			iov := bufs // WriteTo consumes its receiver
+			err = s.writeConn(&iov)
+			<-s.writeSem
+		case <-s.shutdownCh:
+			err = ErrSessionShutdown
+		}
+		for _, r := range batch {
+			r.mu.Lock()
+			r.Body = nil
+			r.mu.Unlock()
+			if r.Done != nil {
+				r.Done(err)
+			} else {
+				asyncSendErr(r.Err, err)
+			}
+		}
+		clear(batch)
+		if err != nil {
+			s.logger.Printf("[ERR] yamux: Failed to write frames: %v", err)
+			return err
 		}
 	}
 }
