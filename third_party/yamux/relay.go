@@ -35,9 +35,14 @@ type relayRun struct {
 	inflight atomic.Bool
 	owed     atomic.Bool
 	sentErr  atomic.Pointer[error]
-	total    atomic.Int64 // bytes the runners passed on
-	timer    *time.Timer  // wakes a runner at src's read deadline
-	waitFrom time.Time    // when the queue ran empty, for window growth
+	// closing and closeStream say the frame sent carried dst's FIN, whose
+	// close the next runner finishes (endClose takes the session's
+	// streamLock, which the send loop must not wait for); written before
+	// inflight is cleared.
+	closing, closeStream bool
+	total                atomic.Int64 // bytes the runners passed on
+	timer                *time.Timer  // wakes a runner at src's read deadline
+	waitFrom             time.Time    // when the queue ran empty, for window growth
 }
 
 // Relay forwards s to dst as ForwardTo does, with s's read deadline as the
@@ -103,6 +108,10 @@ func (r *relayRun) step() bool {
 		// moves, nor may the Relay end, until it is out.
 		if r.inflight.Load() {
 			return false
+		}
+		if r.closing {
+			r.closing = false
+			d.endClose(r.closeStream)
 		}
 		if err := r.sentErr.Load(); err != nil {
 			return r.end(*err)
@@ -178,13 +187,11 @@ func (r *relayRun) send(ended bool) bool {
 }
 
 // sent finishes a frame of send once its session wrote it or failed to,
-// and kicks a runner; it may run on the session's send loop, so it does
-// not wait.
+// and kicks a runner; it may run on the session's send loop, so it takes
+// no lock that waits on the session.
 func (r *relayRun) sent(k int, closing, closeStream bool, err error) {
 	s := r.src
-	if closing {
-		r.dst.endClose(closeStream)
-	}
+	r.closing, r.closeStream = closing, closeStream
 	s.recvLock.Lock()
 	if err != nil {
 		s.recv.unpeek(k)
