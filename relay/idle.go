@@ -104,7 +104,7 @@ func copyIdle(dst net.Conn, src io.Reader, n int64, idle time.Duration) (int64, 
 // writeIdle writes p to dst under the idle rule (idleWriter) and clears the
 // deadlines it set.
 func writeIdle(dst net.Conn, p []byte, idle time.Duration) (int, error) {
-	w := newIdleWriter(dst, idle, nil)
+	w := newIdleWriter(dst, idle)
 	defer w.clear()
 	return w.Write(p)
 }
@@ -113,63 +113,42 @@ func writeIdle(dst net.Conn, p []byte, idle time.Duration) (int, error) {
 // it is given. A yamux stream gets an idle write deadline (muxIdle) and
 // writes of at most idleChunkMux, each one frame when the window allows. A
 // TCP connection gets chunks sized as copyIdle's, each under its own
-// deadline, the chunk size kept from one write to the next. After each
-// chunk it moves renew's read deadline, if renew is set, to idle from now.
+// deadline, the chunk size kept from one write to the next.
 type idleWriter struct {
 	dst   net.Conn
 	idle  time.Duration
-	renew net.Conn
 	mux   *yamux.Stream // dst, when it is a yamux stream
 	chunk int64         // the next chunk's size
 }
 
 // newIdleWriter returns an idleWriter to dst; for a yamux stream it sets
 // the stream's idle write deadline, which clear takes off again.
-func newIdleWriter(dst net.Conn, idle time.Duration, renew net.Conn) *idleWriter {
-	w := &idleWriter{dst: dst, idle: idle, renew: renew, mux: muxIdle(dst, idle), chunk: minIdleChunk}
+func newIdleWriter(dst net.Conn, idle time.Duration) *idleWriter {
+	w := &idleWriter{dst: dst, idle: idle, mux: muxIdle(dst, idle), chunk: minIdleChunk}
 	if w.mux != nil {
 		w.chunk = idleChunkMux
 	}
 	return w
 }
 
-func (w *idleWriter) Write(p []byte) (int, error) { return w.write(p, false) }
-
-// WriteClose is Write followed by a half-close of dst, in one frame with
-// the last bytes when dst is a yamux stream (Stream.ForwardTo uses it for
-// the last bytes of a stream).
-func (w *idleWriter) WriteClose(p []byte) (int, error) { return w.write(p, true) }
-
-func (w *idleWriter) write(p []byte, close bool) (int, error) {
+func (w *idleWriter) Write(p []byte) (int, error) {
 	done := 0
-	for {
+	for done < len(p) {
 		n := min(len(p)-done, int(w.chunk))
-		last := done+n == len(p)
-		if n == 0 && !close {
-			return done, nil
-		}
 		start := time.Now()
 		if w.mux == nil {
 			w.dst.SetWriteDeadline(start.Add(w.idle))
 		}
-		var k int
-		var err error
-		if last && close {
-			k, err = writeClose(w.dst, p[done:])
-		} else {
-			k, err = w.dst.Write(p[done : done+n])
-		}
+		k, err := w.dst.Write(p[done : done+n])
 		done += k
-		if w.renew != nil {
-			w.renew.SetReadDeadline(time.Now().Add(w.idle))
-		}
-		if err != nil || last {
+		if err != nil {
 			return done, err
 		}
 		if w.mux == nil {
 			w.chunk = nextChunk(int64(k), time.Since(start), w.idle)
 		}
 	}
+	return done, nil
 }
 
 // clear takes off the deadlines the writer set on dst.

@@ -12,8 +12,8 @@ import (
 // Pooled copy buffers, for copies whose source is not a yamux stream: a
 // file into a stream at the terminal, and a stream into the client's sinks.
 // A relayed mux stream needs none: the patched yamux (third_party/yamux)
-// hands each received frame to the next hop with Stream.ForwardTo, and a
-// TCP-to-TCP copy splices in the kernel.
+// sends each received frame on to the next hop from its own buffer
+// (Stream.Relay), and a TCP-to-TCP copy splices in the kernel.
 const copyBufSize = 256 << 10
 
 // muxCopyBufSize is the buffer of a copy from a file into a yamux stream:

@@ -350,7 +350,7 @@ func (n *Node) sendFile(w io.Writer, obj *cache.Object, off int64, tr *route.Tra
 		cp := copyBuffered
 		if isConn {
 			// Its deadlines stay set for the trailer.
-			iw := newIdleWriter(conn, n.cfg.IdleTimeout, nil)
+			iw := newIdleWriter(conn, n.cfg.IdleTimeout)
 			w = iw
 			if iw.mux != nil && want >= muxCopyBufSize {
 				cp = copyToMux
@@ -389,7 +389,7 @@ func (n *Node) serveList(s net.Conn, req *route.Request, entries []route.Entry) 
 		Size: int64(len(entries))}); out.err != nil {
 		return out
 	}
-	lw := route.NewListWriter(newIdleWriter(s, n.cfg.IdleTimeout, nil))
+	lw := route.NewListWriter(newIdleWriter(s, n.cfg.IdleTimeout))
 	for _, e := range entries {
 		if out.err = lw.Add(e); out.err != nil {
 			return out
