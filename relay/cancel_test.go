@@ -252,10 +252,10 @@ const rawIdleFloorBug = "bug: a raw relay renews its deadlines once per 512 KiB 
 //     relays whose idle timeout is 2s (fast enough for a raw relay's
 //     512 KiB chunks to fit in it);
 //   - slow-reader: the client writes 3 MiB at 384 KiB/s, the nodes' idle
-//     timeout 2s: a relay gives a frame's window back once the next hop
-//     has all of it, so each 512 KiB frame the terminal writes into the
-//     mux must get through within the idle timeout (1.3s here; frames of
-//     1 MiB were cut);
+//     timeout 2s: windows come back in steps of half the 1 MiB window, so
+//     each 512 KiB step must get through within the idle timeout (1.3s
+//     here; frames of 1 MiB were cut when relays passed on whole frames
+//     only);
 //
 // each lasts longer than every timeout but is never silent that long, so
 // it arrives. And a transfer that stalls half way is cut off by the

@@ -33,10 +33,22 @@ func relayGoroutines() int {
 // FIN comes with the request) and sent after the RESPONSE (the relays
 // relay the request direction too until the FIN).
 func TestStalledStreamHoldsNoGoroutine(t *testing.T) {
-	root, _ := sharedFiles(t)
-	big := bigFile(t)
-	_, rt := chain(t, 2, terminalConfig(root))
-	c := newClient(t, ClientConfig{Route: rt, Transport: TransportMux})
+	// Windows that do not grow, so that 24 MiB is more than every buffer
+	// on the way holds: the stream stalls well before its end.
+	const window = DefaultStreamWindow
+	dir := t.TempDir()
+	big, err := genFile(dir, "stall", 24<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := terminalConfig(dir)
+	term.StreamWindowMax = window
+	rt := route.Route{
+		startNode(t, Config{StreamWindowMax: window}).Addr,
+		startNode(t, Config{StreamWindowMax: window}).Addr,
+		startNode(t, term).Addr,
+	}
+	c := newClient(t, ClientConfig{Route: rt, Transport: TransportMux, StreamWindowMax: window})
 	for _, tc := range []struct {
 		name  string
 		start startFunc

@@ -19,12 +19,11 @@ const idleChunk = 512 << 10
 
 // idleChunkMux is the chunk written into a yamux stream: one write there is
 // one frame when the window allows. A stream needs no chunks sized to the
-// rate, since its write deadline is an idle one (muxIdle), but a relay
-// passes a frame on, and gives its window back, only once the next hop has
-// taken all of it, so the frame size is also the step at which a slow
-// reader's progress reaches the hops before it: 512 KiB moves 8.7 KB/s
-// under the default 60 s idle timeout. Frames of 1 MiB moved bulk no faster
-// (BENCHMARKS.md).
+// rate, since its write deadline is an idle one (muxIdle); a relay passes
+// on what the next hop's window takes, part of a frame if need be, so a
+// slow reader's progress reaches the hops before it in the steps of the
+// window updates (half the configured window). Frames of 1 MiB moved bulk
+// no faster (BENCHMARKS.md).
 const idleChunkMux = muxCopyBufSize
 
 // minIdleChunk is the first and smallest chunk: a transfer slower than this

@@ -8,16 +8,17 @@ import (
 // Passing frames on from the receive loop (relaychain patch).
 //
 // A relay forwards each frame of a stream to a stream of another session
-// (ForwardTo). Done by a goroutine of its own, that costs a wake-up per
-// frame: the receive loop queues the frame and wakes the forwarder, which
-// writes it on. On a small request through a chain, those wake-ups are
-// most of what each hop adds. So while ForwardTo runs, a frame that finds
-// nothing queued before it, is small, and can go out at once (the
-// destination's send window holds it and nobody is writing its session's
-// connection) is written on by the receive loop itself: one wake-up less
-// per frame and hop. Anything else is queued for the forwarder as before,
-// which keeps the frames in order: a frame is passed on only when the
-// queue is empty and the forwarder holds nothing.
+// (ForwardTo, or Relay's runners). Done by a goroutine, that costs a
+// wake-up per frame: the receive loop queues the frame and wakes (or, for
+// Relay, starts) the forwarder, which writes it on. On a small request
+// through a chain, those wake-ups are most of what each hop adds. So while
+// ForwardTo or Relay runs, a frame that finds nothing queued before it, is
+// small, and can go out at once (the destination's send window holds it
+// and nobody is writing its session's connection) is written on by the
+// receive loop itself: one wake-up less per frame and hop. Anything else
+// is queued for the forwarder as before, which keeps the frames in order:
+// a frame is passed on only when the queue is empty and the forwarder
+// holds nothing.
 //
 // The receive loop never waits for the destination: its connection is
 // written with one non-blocking writev, and what the kernel did not take
@@ -34,7 +35,7 @@ const passOnMax = 64 << 10
 // write small frames straight to dst (see above); dst must be the stream
 // ForwardTo writes to. With idle > 0, each frame passed on moves the read
 // deadline of s to idle from now, as the forwarder's progress would.
-// ForwardTo turns it off when it returns.
+// ForwardTo turns it off when it returns. Relay sets it itself.
 func (s *Stream) SetPassOn(dst *Stream, idle time.Duration) {
 	s.recvLock.Lock()
 	s.passTo, s.passIdle = dst, idle

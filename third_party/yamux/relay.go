@@ -53,7 +53,13 @@ type relayRun struct {
 // end went on to dst (dst is then closed for writing), or the error that
 // stopped it: ErrTimeout when nothing moved until the read deadline,
 // ErrConnectionReset when s was reset, dst's write error, or what cut s.
-// The caller resets or closes both streams after done.
+// The caller resets or closes both streams after done. Nothing else may
+// read s meanwhile: its queued chunks are written from in place.
+//
+// "No goroutine waiting" is about data and window: a runner that sends
+// a frame directly, or closes dst, on a link whose socket is full still
+// waits for it, up to the connection write timeout (one per link, as
+// the others find the link busy and queue their frames).
 func (s *Stream) Relay(dst *Stream, idle time.Duration, done func(int64, error)) {
 	r := &relayRun{src: s, dst: dst, idle: idle, done: done}
 	s.SetPassOn(dst, idle)
@@ -141,6 +147,8 @@ func (r *relayRun) step() bool {
 				return r.end(r.passEnd())
 			case s.session.IsClosed():
 				return r.end(s.session.cutCause())
+			case d.session.IsClosed():
+				return r.end(d.session.cutCause())
 			case d.writable() == ErrConnectionReset:
 				// Not a closed dst: the FIN may have gone on from the
 				// receive loop before src's state shows it.
@@ -182,14 +190,15 @@ func (r *relayRun) send(ended bool) bool {
 	own := header(append(make([]byte, 0, len(hdr)), hdr...))
 	d.sendWindowUse(uint32(len(b)))
 	r.inflight.Store(true)
-	d.session.sendLater(own, b, func(err error) { r.sent(len(b), closing, closeStream, err) })
+	deadline := s.readDeadline.Load()
+	d.session.sendLater(own, b, func(err error) { r.sent(len(b), closing, closeStream, deadline, err) })
 	return true
 }
 
 // sent finishes a frame of send once its session wrote it or failed to,
 // and kicks a runner; it may run on the session's send loop, so it takes
 // no lock that waits on the session.
-func (r *relayRun) sent(k int, closing, closeStream bool, err error) {
+func (r *relayRun) sent(k int, closing, closeStream bool, deadline any, err error) {
 	s := r.src
 	r.closing, r.closeStream = closing, closeStream
 	s.recvLock.Lock()
@@ -204,7 +213,8 @@ func (r *relayRun) sent(k int, closing, closeStream bool, err error) {
 	} else {
 		r.total.Add(int64(k))
 		if r.idle > 0 {
-			s.readDeadline.Store(time.Now().Add(r.idle))
+			// Not over a deadline set meanwhile, such as an abort.
+			s.readDeadline.CompareAndSwap(deadline, time.Now().Add(r.idle))
 		}
 		r.owed.Store(true)
 	}
@@ -216,11 +226,21 @@ func (r *relayRun) sent(k int, closing, closeStream bool, err error) {
 // (with the last bytes, or from the receive loop): dst is then closed for
 // writing.
 func (r *relayRun) passEnd() error {
-	switch err := r.dst.writable(); err {
+	d := r.dst
+	switch err := d.writable(); err {
 	case nil:
-		return r.dst.Close()
+		return d.Close()
 	case ErrStreamClosed:
-		return nil // the FIN went on with the last frame
+		d.stateLock.Lock()
+		local := d.localFin
+		d.stateLock.Unlock()
+		if local {
+			return nil // the FIN went on with the last frame
+		}
+		if d.session.IsClosed() {
+			return d.session.cutCause() // closed by its session's end
+		}
+		return err
 	default:
 		return err
 	}

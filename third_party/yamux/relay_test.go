@@ -286,3 +286,32 @@ func TestRelaychain_Relay_BusyLink(t *testing.T) {
 		}
 	}
 }
+
+// TestRelaychain_Relay_DestinationSessionEnds ends a Relay with an error,
+// at once rather than at its idle time, when the destination's session
+// ends: while the Relay waits for data, and when the source's FIN comes
+// after the end (the FIN could not go on, so the end is not clean).
+func TestRelaychain_Relay_DestinationSessionEnds(t *testing.T) {
+	for _, finAfter := range []bool{false, true} {
+		h := rcHopOver(t, testConnTCP, rcConf())
+		up := rcOpen(t, h.a)
+		up.Write([]byte("a"))
+		x := rcAccept(t, h.ra)
+		rcReadN(t, x, 1)
+		y := rcOpen(t, h.rb)
+		var total int64
+		start := time.Now()
+		relayed := rcRelayAsync(x, y, time.Minute, &total)
+		h.rb.Close()
+		if finAfter {
+			up.Close()
+		}
+		err := rcAwait(t, relayed, 5*time.Second, "Relay to a closed session")
+		if err == nil {
+			t.Fatalf("finAfter=%v: the Relay ended cleanly", finAfter)
+		}
+		if d := time.Since(start); d > 4*time.Second {
+			t.Fatalf("finAfter=%v: ended after %v (%v), not at once", finAfter, d, err)
+		}
+	}
+}

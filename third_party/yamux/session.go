@@ -678,8 +678,13 @@ const smallSend = 2 << 10
 // This loop takes every frame already queued (up to maxSendBatch), copies
 // headers and small bodies into one staging buffer, and writes the lot with
 // net.Buffers: one writev on a TCP connection (one Write per buffer on
-// others, such as TLS), large bodies from the caller's own slices. The caller waits on Err until the write is done,
-// so its body is not reused meanwhile (see waitForSendErr).
+// others, such as TLS), large bodies from the caller's own slices. The
+// caller waits on Err until the write is done, so its body is not reused
+// meanwhile (see waitForSendErr); a frame of sendLater gets its Done
+// callback instead. A batch takes the frame that woke the loop first, then
+// sendLater's, then the rest of sendCh: frames of different streams may
+// pass each other (a RST may overtake another stream's data), frames of
+// one writer never do.
 func (s *Session) sendLoop() error {
 	defer close(s.sendDoneCh)
 	var (

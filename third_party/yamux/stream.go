@@ -39,6 +39,10 @@ type Stream struct {
 	// stateLock).
 	ackPending bool
 	cutErr     error
+	// localFin says this side closed the stream for writing (beginClose),
+	// as opposed to a session's end closing it (relaychain patch; under
+	// stateLock).
+	localFin bool
 
 	recv     recvQueue
 	grow     growth // relaychain patch, growth.go
@@ -593,6 +597,7 @@ func (s *Stream) beginClose() (fin bool, openFlags uint16, closeStream bool) {
 		openFlags |= flagACK
 		s.ackPending = false
 	}
+	s.localFin = true
 
 	// This shouldn't happen (the more realistic scenario to cancel the
 	// timer is via processFlags) but just in case this ever happens, we
