@@ -151,7 +151,7 @@ func (n *Node) forward(up *yamux.Stream, req *route.Request, answered func(), fi
 	if err == nil {
 		if frame, err = appendQueued(frame, up); err != nil {
 			// The client's side failed, not the next hop: nobody to answer.
-			reset(down)
+			down.Reset()
 			out.err, out.broken = err, true
 			return out, false
 		}
@@ -159,15 +159,15 @@ func (n *Node) forward(up *yamux.Stream, req *route.Request, answered func(), fi
 		// A client that has nothing more to send closed its side with the
 		// request: the FIN goes on in the same frame, and the request
 		// direction is over.
-		if requestDone = peerDone(up); requestDone {
-			_, err = writeClose(down, frame)
+		if requestDone = up.PeerClosed(); requestDone {
+			_, err = down.WriteClose(frame)
 		} else {
 			_, err = down.Write(frame)
 		}
 		down.SetWriteDeadline(time.Time{})
 	}
 	if err != nil {
-		reset(down)
+		down.Reset()
 		return n.hopFailed(up, index, next, err), false
 	}
 	o := out // the callback's own: it may run as forward returns

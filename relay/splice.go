@@ -39,28 +39,20 @@ func copyToMux(dst io.Writer, src io.Reader) (int64, error) {
 	return io.CopyBuffer(dst, src, (*bp)[:muxCopyBufSize])
 }
 
-// closeWrite half-closes c: the peer reads EOF, and c can still be read.
-func closeWrite(c net.Conn) error {
-	switch c := c.(type) {
-	case *yamux.Stream:
-		return c.Close() // a yamux Close is a half-close (FIN)
-	case interface{ CloseWrite() error }:
-		return c.CloseWrite()
-	}
-	return c.Close()
-}
-
-// writeClose writes p to c and half-closes c, in one frame on a yamux
-// stream.
+// writeClose writes p to c and half-closes c (the peer reads EOF, and c
+// can still be read), in one frame on a yamux stream.
 func writeClose(c net.Conn, p []byte) (int, error) {
 	if ys, ok := c.(*yamux.Stream); ok {
 		return ys.WriteClose(p)
 	}
 	n, err := c.Write(p)
-	if err == nil {
-		err = closeWrite(c)
+	if err != nil {
+		return n, err
 	}
-	return n, err
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		return n, cw.CloseWrite()
+	}
+	return n, c.Close()
 }
 
 // reset aborts c both ways: a yamux stream is reset (the peer's reads and
@@ -73,13 +65,6 @@ func reset(c net.Conn) {
 	}
 	c.SetDeadline(time.Now())
 	c.Close()
-}
-
-// peerDone reports whether c is a yamux stream whose peer has sent its FIN
-// and whose every byte has been read: its direction of a splice is over.
-func peerDone(c net.Conn) bool {
-	ys, ok := c.(*yamux.Stream)
-	return ok && ys.PeerClosed()
 }
 
 // splice relays a mux exchange: the request direction (when not over

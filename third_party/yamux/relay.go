@@ -1,7 +1,6 @@
 package yamux
 
 import (
-	"io"
 	"sync/atomic"
 	"time"
 )
@@ -35,11 +34,16 @@ type relayRun struct {
 	inflight atomic.Bool
 	owed     atomic.Bool
 	sentErr  atomic.Pointer[error]
-	// closing and closeStream say the frame sent carried dst's FIN, whose
-	// close the next runner finishes (endClose takes the session's
-	// streamLock, which the send loop must not wait for); written before
-	// inflight is cleared.
+	// The frame in flight: its header, its length, src's read deadline
+	// when it left, and whether it carried dst's FIN (closing; the next
+	// runner finishes the close, as endClose takes the session's
+	// streamLock, which the send loop must not wait for). Written by send
+	// before inflight is set, read after it is cleared.
+	hdr                  [2 * headerSize]byte
+	frameLen             int
+	frameDeadline        any
 	closing, closeStream bool
+	sentFn               func(error)  // r.sent, made once
 	total                atomic.Int64 // bytes the runners passed on
 	timer                *time.Timer  // wakes a runner at src's read deadline
 	waitFrom             time.Time    // when the queue ran empty, for window growth
@@ -186,21 +190,25 @@ func (r *relayRun) send(ended bool) bool {
 	last := ended && s.recv.empty()
 	s.recvLock.Unlock()
 	hdr, closing, closeStream := d.frameHeader(uint32(len(b)), last)
-	// The frame's own header: it may be written after sendLock is gone.
-	own := header(append(make([]byte, 0, len(hdr)), hdr...))
+	// The frame's own copy of the header: it may be written after
+	// sendLock is gone, and only one frame is in flight.
+	own := header(r.hdr[:copy(r.hdr[:], hdr)])
 	d.sendWindowUse(uint32(len(b)))
+	r.frameLen, r.frameDeadline = len(b), s.readDeadline.Load()
+	r.closing, r.closeStream = closing, closeStream
+	if r.sentFn == nil {
+		r.sentFn = r.sent // made at the first frame: most small answers pass on
+	}
 	r.inflight.Store(true)
-	deadline := s.readDeadline.Load()
-	d.session.sendLater(own, b, func(err error) { r.sent(len(b), closing, closeStream, deadline, err) })
+	d.session.sendLater(own, b, r.sentFn)
 	return true
 }
 
 // sent finishes a frame of send once its session wrote it or failed to,
 // and kicks a runner; it may run on the session's send loop, so it takes
 // no lock that waits on the session.
-func (r *relayRun) sent(k int, closing, closeStream bool, deadline any, err error) {
-	s := r.src
-	r.closing, r.closeStream = closing, closeStream
+func (r *relayRun) sent(err error) {
+	s, k := r.src, r.frameLen
 	s.recvLock.Lock()
 	if err != nil {
 		s.recv.unpeek(k)
@@ -214,7 +222,7 @@ func (r *relayRun) sent(k int, closing, closeStream bool, deadline any, err erro
 		r.total.Add(int64(k))
 		if r.idle > 0 {
 			// Not over a deadline set meanwhile, such as an abort.
-			s.readDeadline.CompareAndSwap(deadline, time.Now().Add(r.idle))
+			s.readDeadline.CompareAndSwap(r.frameDeadline, time.Now().Add(r.idle))
 		}
 		r.owed.Store(true)
 	}
@@ -277,10 +285,6 @@ func (r *relayRun) end(err error) bool {
 	base := s.passBase
 	s.passTo = nil
 	s.recvLock.Unlock()
-	total := r.total.Load() + s.passed.Load() - base
-	if err == io.EOF {
-		err = nil
-	}
-	r.done(total, err)
+	r.done(r.total.Load()+s.passed.Load()-base, err)
 	return true
 }
