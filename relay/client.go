@@ -130,7 +130,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	d := newDialer(nil, cfg.DialTimeout, cfg.TLS)
 	c := &Client{cfg: cfg, dialer: d, raw: newRawPool(d)}
 	c.closing, c.cancelClose = context.WithCancel(context.Background())
-	first, ycfg := cfg.Route[0], yamuxConfig(cfg.StreamWindow, cfg.StreamWindowMax, cfg.WindowBudget)
+	first, ycfg := cfg.Route[0], yamuxConfig(cfg.StreamWindow, cfg.StreamWindowMax, cfg.WindowBudget, cfg.Timeout)
 	c.links = &sessionSet{dial: func(ctx context.Context) (*yamux.Session, error) {
 		s, err := dialSession(ctx, d, first, ycfg)
 		if err != nil {
@@ -196,9 +196,24 @@ func (x *exchange) Read(p []byte) (int, error) {
 	}
 	n, err := x.s.Read(p)
 	if err != nil && isTimeout(err) && !x.isCanceled() {
-		err = fmt.Errorf("%w: no data for %s along route %s", ErrTimeout, x.c.cfg.Timeout, x.c.cfg.Route)
+		if x.ownDeadline(err) {
+			err = fmt.Errorf("%w: no data for %s along route %s", ErrTimeout, x.c.cfg.Timeout, x.c.cfg.Route)
+		} else {
+			err = fmt.Errorf("%w: the link to %s failed: %w", ErrTimeout, x.c.cfg.Route[0], err)
+		}
 	}
 	return n, err
+}
+
+// ownDeadline reports whether a timeout err is the exchange's own idle
+// deadline passing, rather than the mux link under it ending on a timeout
+// of its own (a write to the connection that timed out), which its
+// streams report as their cause.
+func (x *exchange) ownDeadline(err error) bool {
+	if _, mux := x.s.(*yamux.Stream); mux {
+		return errors.Is(err, yamux.ErrTimeout)
+	}
+	return true
 }
 
 func (x *exchange) Write(p []byte) (int, error) {

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/relaychain/relaychain/route"
+	"github.com/relaychain/relaychain/third_party/yamux"
 )
 
 // transports are the two ways a client can send a GET; the relays take a
@@ -401,5 +403,31 @@ func TestErrBusyLinks(t *testing.T) {
 	}
 	if err != nil {
 		t.Errorf("Stat after the first link closed: %v", err)
+	}
+}
+
+// TestTimeoutCause checks which timeouts an exchange reports as "no data
+// for" its own idle timeout: its own read deadline, and not a mux link
+// that ended on a write timeout of its own, whose streams report that
+// cause.
+func TestTimeoutCause(t *testing.T) {
+	linkTimeout := &net.OpError{Op: "write", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	for _, tc := range []struct {
+		name string
+		s    net.Conn
+		err  error
+		own  bool
+	}{
+		{"mux read deadline", (*yamux.Stream)(nil), yamux.ErrTimeout, true},
+		{"mux link write timeout", (*yamux.Stream)(nil), linkTimeout, false},
+		{"raw read deadline", (*net.TCPConn)(nil), &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}, true},
+	} {
+		x := &exchange{s: tc.s}
+		if !isTimeout(tc.err) {
+			t.Fatalf("%s: %v is not a timeout", tc.name, tc.err)
+		}
+		if got := x.ownDeadline(tc.err); got != tc.own {
+			t.Errorf("%s: ownDeadline = %v, want %v", tc.name, got, tc.own)
+		}
 	}
 }

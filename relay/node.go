@@ -62,7 +62,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg:     cfg,
 		allow:   allow,
-		ycfg:    yamuxConfig(cfg.StreamWindow, cfg.StreamWindowMax, cfg.WindowBudget),
+		ycfg:    yamuxConfig(cfg.StreamWindow, cfg.StreamWindowMax, cfg.WindowBudget, cfg.IdleTimeout),
 		closers: map[io.Closer]struct{}{},
 	}
 	d := newDialer(allow, cfg.DialTimeout, cfg.TLS)

@@ -101,7 +101,7 @@ func TestWindowGrowthConfig(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		y := yamuxConfig(cfg.StreamWindow, cfg.StreamWindowMax, cfg.WindowBudget)
+		y := yamuxConfig(cfg.StreamWindow, cfg.StreamWindowMax, cfg.WindowBudget, cfg.IdleTimeout)
 		if got := y.WindowGrowth != nil; got != tc.grows {
 			t.Errorf("%s: growth %v, want %v", tc.name, got, tc.grows)
 		}

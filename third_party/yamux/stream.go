@@ -84,6 +84,12 @@ type Stream struct {
 	// closeTimer is set with stateLock held to honor the StreamCloseTimeout
 	// setting on Session.
 	closeTimer *time.Timer
+	// recvFrames counts the data frames received, and closeSeen (under
+	// stateLock) its value when closeTimer was last armed: the close
+	// timeout runs from the peer's last frame (relaychain patch, see
+	// closeTimeout).
+	recvFrames atomic.Uint32
+	closeSeen  uint32
 }
 
 // newStream is used to construct a new stream within
@@ -616,6 +622,7 @@ func (s *Stream) beginClose() (fin bool, openFlags uint16, closeStream bool) {
 	// the close. After the specified timeout, we clean our resources up no
 	// matter what.
 	if !closeStream && s.session.config.StreamCloseTimeout > 0 {
+		s.closeSeen = s.recvFrames.Load()
 		s.closeTimer = time.AfterFunc(
 			s.session.config.StreamCloseTimeout, s.closeTimeout)
 	}
@@ -642,7 +649,15 @@ func (s *Stream) WriteClose(b []byte) (int, error) {
 
 // closeTimeout is called after StreamCloseTimeout during a close to
 // close this stream.
+//
+// relaychain patch: only a peer that stays silent that long is cut off.
+// Upstream counted from the local close, so a stream that sent its FIN
+// with its request, as every relaychain request does, was cut in the
+// middle of any answer that took longer than the timeout to arrive.
 func (s *Stream) closeTimeout() {
+	if s.closeWaitGoesOn() {
+		return
+	}
 	// Close our side forcibly
 	s.forceClose(ErrTimeout)
 
@@ -652,6 +667,29 @@ func (s *Stream) closeTimeout() {
 	// Send a RST so the remote side closes too (relaychain patch: with
 	// sendRST, reset.go).
 	_ = s.session.sendRST(s.id)
+}
+
+// closeWaitGoesOn re-arms the close timer and reports true when the peer
+// is not the one holding the close up: it sent a data frame since the
+// timer was armed, or data it sent is still queued (this side's reader is
+// what waits; its peer cannot send more into a full window). It also
+// reports true when the stream ended meanwhile.
+func (s *Stream) closeWaitGoesOn() bool {
+	seen := s.recvFrames.Load()
+	s.recvLock.Lock()
+	queued := s.recv.len() > 0
+	s.recvLock.Unlock()
+	s.stateLock.Lock()
+	defer s.stateLock.Unlock()
+	switch {
+	case s.state == streamClosed || s.state == streamReset || s.closeTimer == nil:
+		return true
+	case seen == s.closeSeen && !queued:
+		return false
+	}
+	s.closeSeen = seen
+	s.closeTimer.Reset(s.session.config.StreamCloseTimeout)
+	return true
 }
 
 // forceClose is used for when the session is exiting
@@ -768,6 +806,8 @@ func (s *Stream) readData(hdr header, flags uint16, conn io.Reader) error {
 		return ErrRecvWindowExceeded
 	}
 	s.recvLock.Unlock()
+
+	s.recvFrames.Add(1) // the peer is alive, for closeTimeout
 
 	// relaychain patch: read the frame into a pooled chunk without holding
 	// recvLock (only this goroutine lowers recvWindow), then queue it.
