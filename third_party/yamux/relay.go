@@ -127,9 +127,10 @@ func (r *relayRun) step() bool {
 			return r.end(*err)
 		}
 		if r.owed.Swap(false) {
-			if err := s.sendWindowUpdate(); err != nil && err != ErrSessionShutdown {
-				return r.end(err)
-			}
+			// As in Read: src's queue is passed on even when its session
+			// can no longer take the update (the peer sent all and left);
+			// the state below ends the Relay once the queue is empty.
+			_ = s.sendWindowUpdate()
 		}
 		// The state first, as in forward: a FIN seen here has its bytes
 		// queued already.

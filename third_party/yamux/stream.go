@@ -88,8 +88,9 @@ type Stream struct {
 	// stateLock) its value when closeTimer was last armed: the close
 	// timeout runs from the peer's last frame (relaychain patch, see
 	// closeTimeout).
-	recvFrames atomic.Uint32
-	closeSeen  uint32
+	recvFrames  atomic.Uint32
+	closeSeen   uint32
+	closeQueued bool // the peer's data was queued at the last look
 }
 
 // newStream is used to construct a new stream within
@@ -136,12 +137,13 @@ func (s *Stream) Read(b []byte) (n int, err error) {
 	n = s.recv.read(b)
 	s.recvLock.Unlock()
 
-	// Send a window update potentially
-	err = s.sendWindowUpdate()
-	if err == ErrSessionShutdown {
-		err = nil
-	}
-	return n, err
+	// Send a window update potentially. relaychain patch: one that cannot
+	// be sent does not fail this read, nor lose what is queued after it:
+	// the bytes arrived. A session that failed ends the stream once its
+	// queue is read (awaitData): with EOF when the peer's FIN came, else
+	// with the cause.
+	_ = s.sendWindowUpdate()
+	return n, nil
 }
 
 // WriteTo writes the stream's data to w until EOF, handing w each received
@@ -217,9 +219,7 @@ func (s *Stream) forward(w io.Writer, wc interface{ WriteClose([]byte) (int, err
 		if werr != nil {
 			return total, werr
 		}
-		if err := s.sendWindowUpdate(); err != nil && err != ErrSessionShutdown {
-			return total, err
-		}
+		_ = s.sendWindowUpdate() // as in Read: the queue still counts
 	}
 }
 
@@ -622,7 +622,7 @@ func (s *Stream) beginClose() (fin bool, openFlags uint16, closeStream bool) {
 	// the close. After the specified timeout, we clean our resources up no
 	// matter what.
 	if !closeStream && s.session.config.StreamCloseTimeout > 0 {
-		s.closeSeen = s.recvFrames.Load()
+		s.closeSeen, s.closeQueued = s.recvFrames.Load(), false
 		s.closeTimer = time.AfterFunc(
 			s.session.config.StreamCloseTimeout, s.closeTimeout)
 	}
@@ -671,9 +671,10 @@ func (s *Stream) closeTimeout() {
 
 // closeWaitGoesOn re-arms the close timer and reports true when the peer
 // is not the one holding the close up: it sent a data frame since the
-// timer was armed, or data it sent is still queued (this side's reader is
-// what waits; its peer cannot send more into a full window). It also
-// reports true when the stream ended meanwhile.
+// timer was armed, or data it sent is (or was, at the last look) still
+// queued (this side's reader is what waits; its peer cannot send more
+// into a full window). It also reports true when the stream ended
+// meanwhile.
 func (s *Stream) closeWaitGoesOn() bool {
 	seen := s.recvFrames.Load()
 	s.recvLock.Lock()
@@ -681,15 +682,17 @@ func (s *Stream) closeWaitGoesOn() bool {
 	s.recvLock.Unlock()
 	s.stateLock.Lock()
 	defer s.stateLock.Unlock()
-	switch {
-	case s.state == streamClosed || s.state == streamReset || s.closeTimer == nil:
+	if s.state == streamClosed || s.state == streamReset || s.closeTimer == nil {
 		return true
-	case seen == s.closeSeen && !queued:
-		return false
 	}
-	s.closeSeen = seen
-	s.closeTimer.Reset(s.session.config.StreamCloseTimeout)
-	return true
+	// A queue read empty since the last look gives the peer a whole
+	// timeout more: it could not send while the window was full.
+	active := seen != s.closeSeen || queued || s.closeQueued
+	s.closeSeen, s.closeQueued = seen, queued
+	if active {
+		s.closeTimer.Reset(s.session.config.StreamCloseTimeout)
+	}
+	return active
 }
 
 // forceClose is used for when the session is exiting
