@@ -130,7 +130,11 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	d := newDialer(nil, cfg.DialTimeout, cfg.TLS)
 	c := &Client{cfg: cfg, dialer: d, raw: newRawPool(d)}
 	c.closing, c.cancelClose = context.WithCancel(context.Background())
-	first, ycfg := cfg.Route[0], yamuxConfig(cfg.StreamWindow, cfg.StreamWindowMax, cfg.WindowBudget, cfg.Timeout)
+	// A stream's close timeout (yamuxConfig) also runs while the caller's
+	// writer holds the reading back: twice the idle timeout, as a node's
+	// is by default, so that a slow writer is cut no sooner than the
+	// relays would cut it.
+	first, ycfg := cfg.Route[0], yamuxConfig(cfg.StreamWindow, cfg.StreamWindowMax, cfg.WindowBudget, 2*cfg.Timeout)
 	c.links = &sessionSet{dial: func(ctx context.Context) (*yamux.Session, error) {
 		s, err := dialSession(ctx, d, first, ycfg)
 		if err != nil {

@@ -114,8 +114,8 @@ func answerPreface(conn net.Conn, st route.Status, deadline time.Time) error {
 // yamuxConfig returns the session settings shared by nodes and clients:
 // streams start at window bytes and, with windowMax above it and a positive
 // budget, grow up to windowMax while the window limits them, drawing on
-// one budget for every session made with this config. idle is the idle
-// timeout of the node or client.
+// one budget for every session made with this config. idle is the close
+// timeout of a stream (see below): the node's idle timeout.
 func yamuxConfig(window, windowMax uint32, budget int64, idle time.Duration) *yamux.Config {
 	y := yamux.DefaultConfig()
 	y.MaxStreamWindowSize = window
@@ -132,10 +132,11 @@ func yamuxConfig(window, windowMax uint32, budget int64, idle time.Duration) *ya
 	// by keepalive, and each request has its own deadlines.
 	y.StreamOpenTimeout = 0
 	// A stream closed on this side whose peer then sends nothing, and no
-	// FIN, for the idle timeout is reset, rather than held for yamux's
-	// default 5 minutes. The time runs from the peer's last data frame
-	// (patched yamux): a request goes with its FIN, so a fixed time from
-	// the close would cut every answer that takes longer.
+	// FIN, for the idle timeout (while nothing is read from it either) is
+	// reset, rather than held for yamux's default 5 minutes. The time
+	// runs from the peer's last data frame or the last read (patched
+	// yamux): a request goes with its FIN, so a fixed time from the close
+	// would cut every answer that takes longer.
 	y.StreamCloseTimeout = idle
 	// Every stream starts with a request from its opener, so the SYN and
 	// the ACK can ride on the first frame each way (patched yamux).

@@ -34,10 +34,21 @@ func rcCloseTimeoutPair(t *testing.T, d time.Duration) (*Session, *Stream, *Stre
 	return client, cs, ss
 }
 
+// rcWaitNoStreams waits up to 2s for sess to hold no stream.
+func rcWaitNoStreams(t *testing.T, sess *Session) {
+	t.Helper()
+	for end := time.Now().Add(2 * time.Second); sess.NumStreams() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("%d streams left after 2s", sess.NumStreams())
+		}
+	}
+}
+
 // TestRelaychain_CloseTimeoutFromLastFrame checks that the close timeout
-// cuts off a peer that goes silent after this side's close, and neither an
-// answer that keeps arriving for longer than the timeout nor one that
-// waits unread in a full queue (relaychain patch, closeTimeout).
+// cuts off a peer that goes silent after this side's close, and a stream
+// whose reader stopped, but neither an answer that keeps arriving for
+// longer than the timeout nor one that a slow reader keeps taking
+// (relaychain patch, closeTimeout).
 func TestRelaychain_CloseTimeoutFromLastFrame(t *testing.T) {
 	const timeout = 100 * time.Millisecond
 
@@ -60,7 +71,9 @@ func TestRelaychain_CloseTimeoutFromLastFrame(t *testing.T) {
 		}
 	})
 
-	t.Run("answer waits unread", func(t *testing.T) {
+	t.Run("slow reader", func(t *testing.T) {
+		// The peer sent all it has at once and waits for the reader,
+		// which takes a little every half timeout, for 4 timeouts.
 		_, cs, ss := rcCloseTimeoutPair(t, timeout)
 		data := bytes.Repeat([]byte("b"), 64<<10)
 		read := make(chan struct{})
@@ -71,14 +84,30 @@ func TestRelaychain_CloseTimeoutFromLastFrame(t *testing.T) {
 			<-read
 			ss.Close()
 		}()
-		time.Sleep(4 * timeout) // the reader is busy elsewhere
 		got := make([]byte, len(data))
-		if _, err := io.ReadFull(cs, got); err != nil {
-			t.Fatalf("read after %s unread: %v", 4*timeout, err)
+		step := len(data) / 8
+		for i := 0; i < len(data); i += step {
+			time.Sleep(timeout / 2)
+			if _, err := io.ReadFull(cs, got[i:i+step]); err != nil {
+				t.Fatalf("read at %d: %v", i, err)
+			}
 		}
 		close(read)
-		if rest, err := io.ReadAll(cs); err != nil || len(rest) != 0 {
+		if rest, err := io.ReadAll(cs); err != nil || len(rest) != 0 || !bytes.Equal(got, data) {
 			t.Fatalf("after the data: %d bytes, %v; want the end", len(rest), err)
+		}
+	})
+
+	t.Run("reader walked away", func(t *testing.T) {
+		// Data queued that nobody reads, from a peer that never closes:
+		// the stream must not be held forever.
+		client, cs, ss := rcCloseTimeoutPair(t, timeout)
+		if _, err := ss.Write(bytes.Repeat([]byte("c"), 4<<10)); err != nil {
+			t.Fatal(err)
+		}
+		rcWaitNoStreams(t, client)
+		if _, err := io.ReadAll(cs); !errors.Is(err, ErrTimeout) {
+			t.Fatalf("read after the cut: %v, want ErrTimeout after the queued bytes", err)
 		}
 	})
 
@@ -91,11 +120,6 @@ func TestRelaychain_CloseTimeoutFromLastFrame(t *testing.T) {
 		if !errors.Is(err, ErrTimeout) || took < timeout || took > 4*time.Second {
 			t.Fatalf("read from a silent peer: %v after %s; want ErrTimeout after about %s", err, took, timeout)
 		}
-		// The stream leaves the session's map just after it is cut.
-		for end := time.Now().Add(2 * time.Second); client.NumStreams() != 0; time.Sleep(time.Millisecond) {
-			if time.Now().After(end) {
-				t.Fatalf("%d streams left 2s after the close timeout", client.NumStreams())
-			}
-		}
+		rcWaitNoStreams(t, client) // it leaves the map just after the cut
 	})
 }

@@ -43,10 +43,10 @@ type Config struct {
 	// receive buffer, drop any future packets received for that stream,
 	// and send a RST to the remote side.
 	//
-	// relaychain patch: the time runs from the close or from the peer's
-	// last data frame, whichever is later, and not while data the peer
-	// sent is still queued unread; so it cuts off a peer that went silent,
-	// not a long answer to a request sent with its FIN.
+	// relaychain patch: the time runs from the close, the peer's last
+	// data frame or the reader's last take from the queue, whichever is
+	// latest; so it cuts off a peer that went silent, or a stream nobody
+	// reads, not a long answer to a request sent with its FIN.
 	StreamCloseTimeout time.Duration
 
 	// LogOutput is used to control the log destination. Either Logger or

@@ -3,6 +3,7 @@ package yamux
 import (
 	"math/bits"
 	"sync"
+	"sync/atomic"
 )
 
 // relaychain patch: a stream's unread data is a queue of pooled chunks, one
@@ -94,6 +95,11 @@ type recvQueue struct {
 	head   int
 	n      int // unread bytes in the queue
 	held   int // bytes taken by WriteTo and not yet released
+	// moved grows as the reader takes bytes out (Read, WriteTo, Relay),
+	// so that the close timeout can tell a reader that moves from one
+	// that stopped. Atomic: it is read without recvLock, under stateLock,
+	// which is taken after recvLock.
+	moved atomic.Uint64
 }
 
 // len returns the bytes that still count against the receive window: the
@@ -144,6 +150,7 @@ func (q *recvQueue) read(b []byte) int {
 		}
 	}
 	q.n -= total
+	q.moved.Add(uint64(total))
 	return total
 }
 
@@ -198,6 +205,7 @@ func (q *recvQueue) advance(k int) {
 	c := &q.chunks[q.head]
 	c.b = c.b[k:]
 	q.held -= k
+	q.moved.Add(uint64(k))
 	if len(c.b) == 0 {
 		putChunk(c.buf)
 		*c = chunk{}
@@ -212,4 +220,7 @@ func (q *recvQueue) unpeek(k int) {
 }
 
 // release ends the hold of k bytes taken by take.
-func (q *recvQueue) release(k int) { q.held -= k }
+func (q *recvQueue) release(k int) {
+	q.held -= k
+	q.moved.Add(uint64(k))
+}

@@ -88,9 +88,9 @@ type Stream struct {
 	// stateLock) its value when closeTimer was last armed: the close
 	// timeout runs from the peer's last frame (relaychain patch, see
 	// closeTimeout).
-	recvFrames  atomic.Uint32
-	closeSeen   uint32
-	closeQueued bool // the peer's data was queued at the last look
+	recvFrames atomic.Uint32
+	closeSeen  uint32
+	closeMoved uint64 // recv.moved when closeTimer was last armed
 }
 
 // newStream is used to construct a new stream within
@@ -622,7 +622,8 @@ func (s *Stream) beginClose() (fin bool, openFlags uint16, closeStream bool) {
 	// the close. After the specified timeout, we clean our resources up no
 	// matter what.
 	if !closeStream && s.session.config.StreamCloseTimeout > 0 {
-		s.closeSeen, s.closeQueued = s.recvFrames.Load(), false
+		s.closeSeen = s.recvFrames.Load()
+		s.closeMoved = s.recv.moved.Load()
 		s.closeTimer = time.AfterFunc(
 			s.session.config.StreamCloseTimeout, s.closeTimeout)
 	}
@@ -669,26 +670,23 @@ func (s *Stream) closeTimeout() {
 	_ = s.session.sendRST(s.id)
 }
 
-// closeWaitGoesOn re-arms the close timer and reports true when the peer
-// is not the one holding the close up: it sent a data frame since the
-// timer was armed, or data it sent is (or was, at the last look) still
-// queued (this side's reader is what waits; its peer cannot send more
-// into a full window). It also reports true when the stream ended
-// meanwhile.
+// closeWaitGoesOn re-arms the close timer and reports true when the
+// stream is not idle: since the timer was armed the peer sent a data
+// frame, or this side's reader took bytes out of the queue (the peer may
+// have been held by a full window). It also reports true when the stream
+// ended meanwhile. A peer silent, and a reader stopped, for the whole
+// timeout get the stream cut, as upstream: a reader that walked away
+// from a queue, or a peer that sends and never closes into a stream
+// nobody reads, must not hold it forever.
 func (s *Stream) closeWaitGoesOn() bool {
-	seen := s.recvFrames.Load()
-	s.recvLock.Lock()
-	queued := s.recv.len() > 0
-	s.recvLock.Unlock()
+	seen, moved := s.recvFrames.Load(), s.recv.moved.Load()
 	s.stateLock.Lock()
 	defer s.stateLock.Unlock()
 	if s.state == streamClosed || s.state == streamReset || s.closeTimer == nil {
 		return true
 	}
-	// A queue read empty since the last look gives the peer a whole
-	// timeout more: it could not send while the window was full.
-	active := seen != s.closeSeen || queued || s.closeQueued
-	s.closeSeen, s.closeQueued = seen, queued
+	active := seen != s.closeSeen || moved != s.closeMoved
+	s.closeSeen, s.closeMoved = seen, moved
 	if active {
 		s.closeTimer.Reset(s.session.config.StreamCloseTimeout)
 	}
