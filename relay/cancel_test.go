@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"log/slog"
@@ -132,32 +133,10 @@ func TestCancelReachesTerminal(t *testing.T) {
 			t.Parallel()
 			logs, rt := recordedChain(t, 3, Config{}, terminalConfig(root))
 			c := newClient(t, ClientConfig{Route: rt, Transport: tp.tr})
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			gate := newGate(io.Discard, 8<<20)
-			release := sync.OnceFunc(func() { close(gate.release) })
-			defer release()
-			done := make(chan error, 1)
-			go func() {
-				_, err := c.Get(ctx, big.Name, gate, nil)
-				done <- err
-			}()
-			waitFor(t, gate.reached, time.Minute, "8 MiB received")
-			// Let the buffers on the way fill up: the terminal then waits
-			// on the chain, as it does behind a slow client.
-			time.Sleep(100 * time.Millisecond)
-
-			cancel()
-			canceled := time.Now()
-			release()
-			select {
-			case err := <-done:
-				if !errors.Is(err, context.Canceled) {
-					t.Errorf("Get: got %v, want context.Canceled", err)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("Get still running 5s after the cancel")
-			}
+			// Let the buffers on the way fill up before the cancel: the
+			// terminal then waits on the chain, as it does behind a slow
+			// client.
+			canceled := cancelMidway(t, c, big.Name, 8<<20, 100*time.Millisecond)
 			term := len(rt) - 1
 			if missing := waitLogged(logs, big.Name, 2*time.Second); len(missing) > 0 {
 				late := waitLogged(logs, big.Name, DefaultLinger+5*time.Second)
@@ -181,6 +160,37 @@ func TestCancelReachesTerminal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// cancelMidway runs a Get of name through c that stops reading after
+// `after` bytes, cancels it settle later, and checks that the Get returns
+// context.Canceled within 5 s. It returns when the cancel was.
+func cancelMidway(t *testing.T, c *Client, name string, after int64, settle time.Duration) time.Time {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	gate := newGate(io.Discard, after)
+	release := sync.OnceFunc(func() { close(gate.release) })
+	defer release()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Get(ctx, name, gate, nil)
+		done <- err
+	}()
+	waitFor(t, gate.reached, time.Minute, fmt.Sprintf("%d bytes received", after))
+	time.Sleep(settle)
+	cancel()
+	canceled := time.Now()
+	release()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Get: got %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Get still running 5s after the cancel")
+	}
+	return canceled
 }
 
 // trickleTerminal is a fake terminal that sends data in pieces of piece

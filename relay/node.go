@@ -47,6 +47,9 @@ type Node struct {
 	active   inflight       // requests in progress
 	links    atomic.Int64
 	streams  atomic.Int64 // mux streams in progress, over all links
+	// inlined counts the relayed requests served on a receive loop
+	// (serveInline).
+	inlined atomic.Int64
 }
 
 // New returns a node configured by cfg. It opens Root, if any.
@@ -219,11 +222,12 @@ func (n *Node) serveConn(conn net.Conn) error {
 	return n.acceptStreams(sess)
 }
 
-// acceptStreams serves each stream of sess in its own goroutine, answering
-// busy beyond MaxStreamsPerLink or MaxStreams rather than queueing. The
-// patched yamux hands it each stream on the session's receive loop
-// (ServeStreams), so accept must not block: the stream's work runs in its
-// own goroutine. When the session ends, yamux wakes every blocked Read and
+// acceptStreams serves each stream of sess, answering busy beyond
+// MaxStreamsPerLink or MaxStreams rather than queueing. The patched yamux
+// hands it each stream on the session's receive loop (ServeStreams), once
+// the stream's first frame is in, so accept must not block: a relayed
+// request whose forwarding needs no wait is served there (serveInline),
+// and any other stream's work runs in its own goroutine. When the session ends, yamux wakes every blocked Read and
 // Write of its streams (the fork's fix of hashicorp/yamux#176).
 func (n *Node) acceptStreams(sess *yamux.Session) error {
 	var streams sync.WaitGroup
@@ -252,36 +256,40 @@ func (n *Node) acceptStreams(sess *yamux.Session) error {
 		if !overLink {
 			total = n.streams.Add(1)
 		}
-		go func() {
-			if overLink {
+		if overLink {
+			go func() {
 				defer streams.Done()
 				defer n.active.done()
 				defer inflight.Add(-1)
 				n.refuseBusy(st, fmt.Sprintf("more than %d streams on this link", n.cfg.MaxStreamsPerLink))
-				return
+			}()
+			return
+		}
+		// The stream stops counting toward the limits once its answer is
+		// through (it holds no window then, and only waits for the
+		// client's close, which may trail the client's next request).
+		var once sync.Once
+		release := func() { once.Do(func() { n.streams.Add(-1); inflight.Add(-1) }) }
+		// end runs when the request is over, maybe after the goroutine
+		// that served it, or with none (serveInline, serveStream).
+		end := func(err error) {
+			release()
+			if err != nil {
+				n.cfg.Logger.Debug("stream ended", "err", err)
 			}
-			// The stream stops counting toward the limits once its answer
-			// is through (it holds no window then, and only waits for the
-			// client's close, which may trail the client's next request).
-			var once sync.Once
-			release := func() { once.Do(func() { n.streams.Add(-1); inflight.Add(-1) }) }
-			// end runs when the request is over, maybe after this
-			// goroutine (serveStream).
-			end := func(err error) {
-				release()
-				if err != nil {
-					n.cfg.Logger.Debug("stream ended", "err", err)
-				}
-				n.active.done()
-				streams.Done()
-			}
-			if total > int64(n.cfg.MaxStreams) {
+			n.active.done()
+			streams.Done()
+		}
+		if total > int64(n.cfg.MaxStreams) {
+			go func() {
 				n.refuseBusy(st, fmt.Sprintf("more than %d streams on this node", n.cfg.MaxStreams))
 				end(nil)
-				return
-			}
-			n.serveStream(st, release, end)
-		}()
+			}()
+			return
+		}
+		if total > inlineBusy || !n.serveInline(st, release, end) {
+			go n.serveStream(st, release, end)
+		}
 	})
 	if dropped.Load() {
 		return fmt.Errorf("the peer holds more than %d streams open", limit)

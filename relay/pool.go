@@ -48,6 +48,19 @@ func (p *pool) open(ctx context.Context, addr string) (net.Conn, error) {
 	return ss.open(ctx)
 }
 
+// tryOpen returns a new stream to addr when a pooled session has room and
+// nothing has to wait for it, else nil (see sessionSet.tryOpen).
+func (p *pool) tryOpen(addr string) *yamux.Stream {
+	p.mu.Lock()
+	ss := p.hops[addr]
+	closed := p.closed
+	p.mu.Unlock()
+	if closed || ss == nil {
+		return nil
+	}
+	return ss.tryOpen()
+}
+
 // done tells the pool that a stream to addr has ended, so that sessions a
 // burst opened and no longer needs are closed.
 func (p *pool) done(addr string) {

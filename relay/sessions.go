@@ -50,11 +50,7 @@ func (ss *sessionSet) open(ctx context.Context) (net.Conn, error) {
 			return nil, err
 		}
 		st, err := s.OpenStream()
-		ss.mu.Lock()
-		if ss.opening[s]--; ss.opening[s] <= 0 {
-			delete(ss.opening, s)
-		}
-		ss.mu.Unlock()
+		ss.untake(s)
 		if err == nil {
 			return st, nil
 		}
@@ -63,6 +59,32 @@ func (ss *sessionSet) open(ctx context.Context) (net.Conn, error) {
 			return nil, fmt.Errorf("open stream: %w", err)
 		}
 	}
+}
+
+// tryOpen is open that never waits: it opens a stream on the least loaded
+// live session when one has room and the open needs no wait
+// (TryOpenStream), and returns nil otherwise, with nothing dialed or
+// closed; the caller then uses open.
+func (ss *sessionSet) tryOpen() *yamux.Stream {
+	ss.mu.Lock()
+	var best *yamux.Session
+	for _, s := range ss.sessions {
+		if !s.IsClosed() && (best == nil || ss.load(s) < ss.load(best)) {
+			best = s
+		}
+	}
+	if ss.closed || best == nil || ss.load(best) >= streamsPerSession {
+		ss.mu.Unlock()
+		return nil
+	}
+	ss.take(best)
+	ss.mu.Unlock()
+	st, err := best.TryOpenStream()
+	ss.untake(best)
+	if err != nil {
+		return nil
+	}
+	return st
 }
 
 // pick returns a session with room, dialing one if needed. Concurrent
@@ -130,6 +152,15 @@ func (ss *sessionSet) take(s *yamux.Session) {
 		ss.opening = map[*yamux.Session]int{}
 	}
 	ss.opening[s]++
+}
+
+// untake ends the count of take once the stream is opened, or failed to.
+func (ss *sessionSet) untake(s *yamux.Session) {
+	ss.mu.Lock()
+	if ss.opening[s]--; ss.opening[s] <= 0 {
+		delete(ss.opening, s)
+	}
+	ss.mu.Unlock()
 }
 
 // leastLoaded drops dead sessions, closes idle ones beyond the first (the

@@ -76,33 +76,9 @@ func (s *Stream) passOn(b []byte, flags uint16) bool {
 }
 
 // trySend sends b as one data frame, closing the stream with it if fin,
-// when that needs no waiting: nobody else is writing the stream or its
-// session's connection, the send window holds all of b, and the stream is
-// open for writing. It reports whether it sent the frame.
+// when that needs no waiting (SendNoWait), and reports whether it did.
 func (s *Stream) trySend(b []byte, fin bool) bool {
-	sess := s.session
-	if sess.rawConn == nil || !s.sendLock.TryLock() {
-		return false
-	}
-	defer s.sendLock.Unlock()
-	if uint32(len(b)) > s.sendWindowNow() {
-		return false
-	}
-	if s.writable() != nil {
-		return false
-	}
-	if took, err := sess.takeWrite(); !took || err != nil {
-		return false
-	}
-	// From here the frame is committed: what the kernel does not take now
-	// is written by writeRest, which releases writeSem.
-	hdr, closing, closeStream := s.frameHeader(uint32(len(b)), fin)
-	s.sendWindowUse(uint32(len(b)))
-	sess.writeNow(hdr, b)
-	if closing {
-		s.endClose(closeStream)
-	}
-	return true
+	return s.SendNoWait(b, fin) == nil
 }
 
 // writeNow writes hdr and body to the connection with one non-blocking

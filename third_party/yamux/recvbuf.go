@@ -154,6 +154,15 @@ func (q *recvQueue) read(b []byte) int {
 	return total
 }
 
+// copyOut copies queued data into b without taking it from the queue.
+func (q *recvQueue) copyOut(b []byte) int {
+	total := 0
+	for i := q.head; total < len(b) && i < len(q.chunks); i++ {
+		total += copy(b[total:], q.chunks[i].b)
+	}
+	return total
+}
+
 // gatherMax bounds the bytes take gathers from several queued chunks.
 const gatherMax = 64 << 10
 

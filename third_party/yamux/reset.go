@@ -61,15 +61,20 @@ func (s *Stream) passReset() {
 // and every byte it sent has been read, so that a Read returns io.EOF at
 // once.
 func (s *Stream) PeerClosed() bool {
-	s.stateLock.Lock()
-	done := (s.state == streamRemoteClose || s.state == streamClosed) && s.cutErr == nil
-	s.stateLock.Unlock()
-	if !done {
+	if !s.FinReceived() {
 		return false
 	}
 	s.recvLock.Lock()
 	defer s.recvLock.Unlock()
 	return s.recv.empty()
+}
+
+// FinReceived reports whether the peer has closed its side cleanly (FIN),
+// so that once the bytes queued are read, a Read returns io.EOF.
+func (s *Stream) FinReceived() bool {
+	s.stateLock.Lock()
+	defer s.stateLock.Unlock()
+	return (s.state == streamRemoteClose || s.state == streamClosed) && s.cutErr == nil
 }
 
 // sendRST queues a RST for stream id without waiting: if the send queue is

@@ -73,6 +73,10 @@ type Session struct {
 	// acceptFn, when set by ServeStreams, takes incoming streams instead
 	// of acceptCh (relaychain patch).
 	acceptFn atomic.Pointer[func(*Stream)]
+	// serveAfter is a new stream whose handler call waits for the data
+	// frame that follows its opening window update (relaychain patch;
+	// the receive loop's own).
+	serveAfter *Stream
 
 	// writeSem is held by whoever writes to conn: the send loop, or a
 	// writer taking the direct path (relaychain patch).
@@ -196,6 +200,12 @@ func (s *Session) Open() (net.Conn, error) {
 
 // OpenStream is used to create a new stream
 func (s *Session) OpenStream() (*Stream, error) {
+	return s.openStream(true)
+}
+
+// openStream is OpenStream; without wait it returns ErrWouldBlock rather
+// than wait for a SYN slot (relaychain patch: TryOpenStream).
+func (s *Session) openStream(wait bool) (*Stream, error) {
 	if s.IsClosed() {
 		return nil, ErrSessionShutdown
 	}
@@ -204,10 +214,18 @@ func (s *Session) OpenStream() (*Stream, error) {
 	}
 
 	// Block if we have too many inflight SYNs
-	select {
-	case s.synCh <- struct{}{}:
-	case <-s.shutdownCh:
-		return nil, ErrSessionShutdown
+	if wait {
+		select {
+		case s.synCh <- struct{}{}:
+		case <-s.shutdownCh:
+			return nil, ErrSessionShutdown
+		}
+	} else {
+		select {
+		case s.synCh <- struct{}{}:
+		default:
+			return nil, ErrWouldBlock
+		}
 	}
 
 GET_ID:
@@ -298,9 +316,11 @@ func (s *Session) AcceptStream() (*Stream, error) {
 // ServeStreams passes every incoming stream to handle until the session
 // shuts down, and returns what AcceptStream would then (relaychain patch).
 // With LazyOpen, handle runs on the session's receive loop as each stream
-// arrives, which saves waking an accepting goroutine per stream: it must
-// not block (start a goroutine for the stream's work) and must not use the
-// session's connection. Without LazyOpen it is called from this goroutine,
+// arrives, once the stream's first frame is in (its data queued, a FIN in
+// it seen), which saves waking an accepting goroutine per stream: it must
+// not block (start a goroutine for the stream's work, or use only what
+// never waits: Peek, TryOpenStream, SendNoWait, Relay) and must not wait
+// on the session's connection. Without LazyOpen it is called from this goroutine,
 // after the window update AcceptStream sends. Do not mix it with Accept.
 func (s *Session) ServeStreams(handle func(*Stream)) error {
 	if s.config.LazyOpen {
@@ -814,9 +834,27 @@ func (s *Session) handleStreamMessage(hdr header) error {
 	// Check for a new stream creation
 	id := hdr.StreamID()
 	flags := hdr.Flags()
+	var serve *Stream // for ServeStreams' handler, once this frame is in
+	if d := s.serveAfter; d != nil {
+		// The data frame that followed a stream's opening window update.
+		s.serveAfter = nil
+		if d.id == id {
+			serve = d
+		} else {
+			s.serveNew(d)
+		}
+	}
 	if flags&flagSYN == flagSYN {
-		if err := s.incomingStream(id); err != nil {
+		st, err := s.incomingStream(id)
+		if err != nil {
 			return err
+		}
+		serve = st
+		if st != nil && hdr.MsgType() == typeWindowUpdate && s.nextIsData(id) {
+			// A lazily opened stream's window growth rides in a window
+			// update in front of its first data (frameHeader): the
+			// handler waits for that data, already here.
+			s.serveAfter, serve = st, nil
 		}
 	}
 
@@ -848,6 +886,7 @@ func (s *Session) handleStreamMessage(hdr header) error {
 			}
 			return err
 		}
+		s.serveNew(serve)
 		return nil
 	}
 
@@ -858,7 +897,32 @@ func (s *Session) handleStreamMessage(hdr header) error {
 		}
 		return err
 	}
+	s.serveNew(serve)
 	return nil
+}
+
+// nextIsData reports whether the next frame, already read from the
+// connection into bufRead, is a data frame of stream id (relaychain patch).
+func (s *Session) nextIsData(id uint32) bool {
+	if s.bufRead.Buffered() < headerSize {
+		return false
+	}
+	b, err := s.bufRead.Peek(headerSize)
+	if err != nil {
+		return false
+	}
+	h := header(b)
+	return h.Version() == protoVersion && h.MsgType() == typeData && h.StreamID() == id
+}
+
+// serveNew hands a new stream to ServeStreams' handler, if st is not nil
+// (relaychain patch). It runs once the stream's first frame is in: with
+// LazyOpen that frame is the opener's first data (a relaychain REQUEST),
+// so the handler can find the request already queued.
+func (s *Session) serveNew(st *Stream) {
+	if st != nil {
+		(*s.acceptFn.Load())(st)
+	}
 }
 
 // handlePing is invokde for a typePing frame
@@ -909,11 +973,13 @@ func (s *Session) handleGoAway(hdr header) error {
 	return nil
 }
 
-// incomingStream is used to create a new incoming stream
-func (s *Session) incomingStream(id uint32) error {
+// incomingStream is used to create a new incoming stream. relaychain
+// patch: with a handler set by ServeStreams it returns the stream, which
+// the caller hands to the handler (serveNew) once the frame is in.
+func (s *Session) incomingStream(id uint32) (*Stream, error) {
 	// Reject immediately if we are doing a go away
 	if atomic.LoadInt32(&s.localGoAway) == 1 {
-		return s.sendRST(id) // relaychain patch: never waits (reset.go)
+		return nil, s.sendRST(id) // relaychain patch: never waits (reset.go)
 	}
 
 	// Allocate a new stream
@@ -928,31 +994,29 @@ func (s *Session) incomingStream(id uint32) error {
 		if sendErr := s.sendNoWait(s.goAway(goAwayProtoErr)); sendErr != nil {
 			s.logger.Printf("[WARN] yamux: failed to send go away: %v", sendErr)
 		}
-		return ErrDuplicateStream
+		return nil, ErrDuplicateStream
 	}
 
 	// Register the stream
 	s.streams[id] = stream
 
-	// relaychain patch: a handler set by ServeStreams gets the stream
-	// here, on the receive loop, without a hand-off to an accepting
-	// goroutine.
-	if fn := s.acceptFn.Load(); fn != nil {
+	// relaychain patch: a handler set by ServeStreams gets the stream on
+	// the receive loop, without a hand-off to an accepting goroutine.
+	if s.acceptFn.Load() != nil {
 		s.streamLock.Unlock()
-		(*fn)(stream)
-		return nil
+		return stream, nil
 	}
 	defer s.streamLock.Unlock()
 
 	// Check if we've exceeded the backlog
 	select {
 	case s.acceptCh <- stream:
-		return nil
+		return nil, nil
 	default:
 		// Backlog exceeded! RST the stream
 		s.logger.Printf("[WARN] yamux: backlog exceeded, forcing connection reset")
 		delete(s.streams, id)
-		return s.sendRST(id) // relaychain patch: never waits (reset.go)
+		return nil, s.sendRST(id) // relaychain patch: never waits (reset.go)
 	}
 }
 

@@ -787,7 +787,11 @@ func (s *Stream) incrSendWindow(hdr header, flags uint16) error {
 	// Increase window, unblock a sender
 	atomic.AddUint32(&s.sendWindow, hdr.Length())
 	asyncNotify(s.sendNotifyCh)
-	s.kickRelay()
+	// relaychain patch: only the Relay that writes to s waits for its
+	// window (a FIN or RST kicked both in processFlags). Kicking the one
+	// that reads s too started a runner with nothing to do for every
+	// answer, whose first frame a window update opens.
+	s.relayTo.Load().kick()
 	return nil
 }
 

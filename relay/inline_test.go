@@ -1,0 +1,124 @@
+package relay
+
+import (
+	"sync"
+	"testing"
+	"time"
+)
+
+// inlined returns how many relayed requests each relay of nodes served on
+// a receive loop.
+func inlined(nodes []*testNode) []int64 {
+	out := make([]int64, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.inlined.Load()
+	}
+	return out
+}
+
+// TestInlineRelay: once a relay's link to the next hop is up, it serves a
+// mux request on the receive loop (serveInline), and the files, listings
+// and stats come through whole; the first request, which dials the next
+// hop, and every raw request go through a goroutine as before.
+func TestInlineRelay(t *testing.T) {
+	t.Parallel()
+	root, files := sharedFiles(t)
+	nodes, rt := chain(t, 2, terminalConfig(root))
+	relays := nodes[:2]
+	ctx := testCtx(t, 2*time.Minute)
+	c := newClient(t, ClientConfig{Route: rt, Transport: TransportMux})
+
+	checkGet(t, ctx, c, files[sizeName(1)]) // dials each next hop
+	if got := inlined(relays); got[0] != 0 || got[1] != 0 {
+		t.Fatalf("first request: inlined %v, want none (each relay had to dial)", got)
+	}
+	var n int64
+	for _, size := range append(append([]int64{}, matrixSizes...), mixedSizes...) {
+		checkGet(t, ctx, c, files[sizeName(size)])
+		n++
+	}
+	if _, err := c.List(ctx); err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if _, err := c.Stat(ctx, files[sizeName(1000)].Name); err != nil {
+		t.Fatalf("Stat: %v", err)
+	}
+	n += 2
+	for i, got := range inlined(relays) {
+		if got != n {
+			t.Errorf("relay %d: inlined %d of %d requests on a warm link, want all", i, got, n)
+		}
+	}
+
+	raw := newClient(t, ClientConfig{Route: rt, Transport: TransportRaw})
+	before := inlined(relays)
+	for range 2 {
+		checkGet(t, ctx, raw, files[sizeName(300_000)])
+	}
+	if got := inlined(relays); got[0] != before[0] || got[1] != before[1] {
+		t.Errorf("raw requests: inlined went from %v to %v, want no change", before, got)
+	}
+}
+
+// TestInlineConcurrent: many requests at once on warm links, some served
+// on the receive loop and some (beyond inlineBusy in flight) by
+// goroutines, all arrive whole.
+func TestInlineConcurrent(t *testing.T) {
+	t.Parallel()
+	root, files := sharedFiles(t)
+	nodes, rt := chain(t, 2, terminalConfig(root))
+	ctx := testCtx(t, 2*time.Minute)
+	c := newClient(t, ClientConfig{Route: rt, Transport: TransportMux})
+	checkGet(t, ctx, c, files[sizeName(1)])
+	var wg sync.WaitGroup
+	for range 4 * inlineBusy {
+		wg.Go(func() {
+			for _, size := range mixedSizes[:2] {
+				checkGet(t, ctx, c, files[sizeName(size)])
+			}
+		})
+	}
+	wg.Wait()
+	if got := inlined(nodes[:2]); got[0] == 0 || got[1] == 0 {
+		t.Errorf("inlined %v, want some requests served on the receive loop", got)
+	}
+}
+
+// TestInlineCancel: a cancel reaches the terminal through relays that
+// served the request on their receive loops, and nothing is left running.
+func TestInlineCancel(t *testing.T) {
+	t.Parallel()
+	root, files := sharedFiles(t)
+	big := bigFile(t)
+	logs := make([]*logRecorder, 3)
+	term := terminalConfig(root)
+	logs[2], term.Logger = recordedLogger(t)
+	relays := make([]*testNode, 2)
+	rt := make([]string, 3)
+	for i := range relays {
+		var cfg Config
+		logs[i], cfg.Logger = recordedLogger(t)
+		relays[i] = startNode(t, cfg)
+		rt[i] = relays[i].Addr
+	}
+	rt[2] = startNode(t, term).Addr
+	c := newClient(t, ClientConfig{Route: rt, Transport: TransportMux})
+	checkGet(t, testCtx(t, time.Minute), c, files[sizeName(1)]) // warm links
+
+	cancelMidway(t, c, big.Name, 4<<20, 0)
+	if missing := waitLogged(logs, big.Name, 5*time.Second); len(missing) > 0 {
+		t.Fatalf("5s after the cancel, nodes %v had not finished the request", missing)
+	}
+	recs := logs[len(rt)-1].requests(big.Name)
+	if len(recs) != 1 || recs[0]["err"] == "" {
+		t.Errorf("terminal: got %v, want one request line with the send aborted", recs)
+	}
+	if got := inlined(relays); got[0] != 1 || got[1] != 1 {
+		t.Errorf("inlined %v, want the canceled request served on each relay's receive loop", got)
+	}
+	for i, l := range logs[:len(rt)-1] {
+		if recs := l.requests(big.Name); len(recs) != 1 {
+			t.Errorf("relay %d: got %d request lines, want 1", i, len(recs))
+		}
+	}
+}
