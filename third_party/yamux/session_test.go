@@ -240,11 +240,13 @@ func testClientServer(t testing.TB) (*Session, *Session) {
 	return testClientServerConfig(t, client, server, testConf(), testConf())
 }
 
-// testClientServerSlow is testClientServer for the largest transfers: under
-// the race detector its keepalive gets raceScale times the time to answer
-// (relaychain patch). A ping queued behind a link full of data frames
-// missed testConf's 250 ms on a loaded 2-core machine, and the session
-// ended with "keepalive timeout" mid-transfer.
+// testClientServerSlow is testClientServer for the largest transfers and
+// the tests of many streams at once: under the race detector a write, and
+// the keepalive, get raceScale times testConf's 250 ms (relaychain patch).
+// On a loaded 2-core machine, a ping queued behind a link full of data
+// frames missed it (the session ended with "keepalive timeout"
+// mid-transfer), and so did one of TestManyStreams' 50,000 small writes
+// ("connection write timeout").
 func testClientServerSlow(t testing.TB) (*Session, *Session) {
 	conf := testConf()
 	conf.ConnectionWriteTimeout *= raceScale
@@ -720,7 +722,7 @@ func TestGoAway(t *testing.T) {
 }
 
 func TestManyStreams(t *testing.T) {
-	client, server := testClientServer(t)
+	client, server := testClientServerSlow(t) // relaychain patch: see there
 
 	const streams = 50
 
@@ -783,7 +785,7 @@ func TestManyStreams(t *testing.T) {
 }
 
 func TestManyStreams_PingPong(t *testing.T) {
-	client, server := testClientServer(t)
+	client, server := testClientServerSlow(t) // relaychain patch: see there
 
 	const streams = 50
 
