@@ -54,7 +54,7 @@ func (s *Stream) passOn(b []byte, flags uint16) bool {
 	}
 	s.recvLock.Lock()
 	dst, idle := s.passTo, s.passIdle
-	deadline := s.readDeadline.Load()
+	deadline := s.readDeadline.raw()
 	ok := dst != nil && s.recv.len() == 0 &&
 		// A frame whose window must go back at once is left to the
 		// forwarder, which sends window updates (the receive loop must

@@ -41,7 +41,7 @@ type relayRun struct {
 	// before inflight is set, read after it is cleared.
 	hdr                  [2 * headerSize]byte
 	frameLen             int
-	frameDeadline        any
+	frameDeadline        int64 // src's readDeadline.raw()
 	closing, closeStream bool
 	sentFn               func(error)  // r.sent, made once
 	total                atomic.Int64 // bytes the runners passed on
@@ -195,7 +195,7 @@ func (r *relayRun) send(ended bool) bool {
 	// sendLock is gone, and only one frame is in flight.
 	own := header(r.hdr[:copy(r.hdr[:], hdr)])
 	d.sendWindowUse(uint32(len(b)))
-	r.frameLen, r.frameDeadline = len(b), s.readDeadline.Load()
+	r.frameLen, r.frameDeadline = len(b), s.readDeadline.raw()
 	r.closing, r.closeStream = closing, closeStream
 	if r.sentFn == nil {
 		r.sentFn = r.sent // made at the first frame: most small answers pass on
@@ -258,7 +258,7 @@ func (r *relayRun) passEnd() error {
 // wait ends the step with nothing more to move, after checking src's read
 // deadline and arming the timer for it. It reports whether the Relay ended.
 func (r *relayRun) wait() bool {
-	dl, _ := r.src.readDeadline.Load().(time.Time)
+	dl := r.src.readDeadline.Load()
 	if dl.IsZero() {
 		return false
 	}

@@ -63,22 +63,29 @@ type Stream struct {
 	// the destination of (relaychain patch, relay.go).
 	relayFrom, relayTo atomic.Pointer[relayRun]
 
+	// relaychain patch: the headers start in the stream's own arrays, and
+	// the error channels are made at their first use (errChan), so that a
+	// stream costs fewer allocations.
 	controlHdr     header
 	controlErr     chan error
 	controlHdrLock sync.Mutex
+	controlBuf     [headerSize]byte
 
 	sendHdr  header
 	sendErr  chan error
 	sendLock sync.Mutex
+	sendBuf  [2 * headerSize]byte
 
 	recvNotifyCh chan struct{}
 	sendNotifyCh chan struct{}
 
-	readDeadline  atomic.Value // time.Time
-	writeDeadline atomic.Value // time.Time
+	readDeadline  deadline // relaychain patch: deadline.go
+	writeDeadline deadline
 	writeIdle     atomic.Int64 // time.Duration; relaychain patch, SetWriteIdle
 
 	// establishCh is notified if the stream is established or being closed.
+	// relaychain patch: only setOpenTimeout waits on it, so it is made only
+	// with a StreamOpenTimeout (a notify of a nil channel does nothing).
 	establishCh chan struct{}
 
 	// closeTimer is set with stateLock held to honor the StreamCloseTimeout
@@ -100,21 +107,28 @@ func newStream(session *Session, id uint32, state streamState) *Stream {
 		id:           id,
 		session:      session,
 		state:        state,
-		controlHdr:   header(make([]byte, headerSize)),
-		controlErr:   make(chan error, 1),
-		sendHdr:      header(make([]byte, 2*headerSize)),
-		sendErr:      make(chan error, 1),
 		recvWindow:   initialStreamWindow,
 		sendWindow:   initialStreamWindow,
 		recvNotifyCh: make(chan struct{}, 1),
 		sendNotifyCh: make(chan struct{}, 1),
-		establishCh:  make(chan struct{}, 1),
 	}
-	s.readDeadline.Store(time.Time{})
-	s.writeDeadline.Store(time.Time{})
+	s.controlHdr = s.controlBuf[:]
+	s.sendHdr = s.sendBuf[:]
+	if session.config.StreamOpenTimeout > 0 {
+		s.establishCh = make(chan struct{}, 1)
+	}
 	s.ackPending = state == streamSYNReceived
 	s.grow.window = session.config.MaxStreamWindowSize
 	return s
+}
+
+// errChan returns *ch, made at its first use (relaychain patch). The
+// caller holds the lock that guards *ch.
+func errChan(ch *chan error) chan error {
+	if *ch == nil {
+		*ch = make(chan error, 1)
+	}
+	return *ch
 }
 
 // Session returns the associated stream session
@@ -261,7 +275,7 @@ func (s *Stream) awaitData() error {
 		var timeout <-chan time.Time
 		var timer *time.Timer
 		now := time.Now()
-		if readDeadline := s.readDeadline.Load().(time.Time); !readDeadline.IsZero() {
+		if readDeadline := s.readDeadline.Load(); !readDeadline.IsZero() {
 			timer = timerPool.Get().(*time.Timer)
 			timer.Reset(readDeadline.Sub(now))
 			timeout = timer.C
@@ -272,7 +286,7 @@ func (s *Stream) awaitData() error {
 		case <-s.recvNotifyCh:
 		case <-timeout:
 			timerPool.Put(timer)
-			if s.readDeadline.Load().(time.Time).After(time.Now()) {
+			if s.readDeadline.Load().After(time.Now()) {
 				continue // moved on meanwhile, as passOn does
 			}
 			return ErrTimeout
@@ -328,7 +342,7 @@ START:
 WAIT:
 	var timeout <-chan time.Time
 	var timer *time.Timer
-	writeDeadline := s.writeDeadline.Load().(time.Time)
+	writeDeadline := s.writeDeadline.Load()
 	if !writeDeadline.IsZero() {
 		timer = timerPool.Get().(*time.Timer) // relaychain patch: pooled
 		timer.Reset(time.Until(writeDeadline))
@@ -375,7 +389,7 @@ func (s *Stream) sendFrame(body []byte, fin bool) (int, error) {
 	if closing {
 		defer s.endClose(closeStream)
 	}
-	if err := s.session.waitForSendErr(hdr, body, s.sendErr); err != nil {
+	if err := s.session.waitForSendErr(hdr, body, errChan(&s.sendErr)); err != nil {
 		if errors.Is(err, ErrSessionShutdown) || errors.Is(err, ErrConnectionWriteTimeout) {
 			// Message left in ready queue, header re-use is unsafe.
 			s.sendHdr = header(make([]byte, 2*headerSize))
@@ -500,7 +514,7 @@ func (s *Stream) sendWindowUpdate() error {
 
 	// Send the header
 	s.controlHdr.encode(typeWindowUpdate, flags, s.id, delta)
-	if err := s.session.waitForSendErr(s.controlHdr, nil, s.controlErr); err != nil {
+	if err := s.session.waitForSendErr(s.controlHdr, nil, errChan(&s.controlErr)); err != nil {
 		if errors.Is(err, ErrSessionShutdown) || errors.Is(err, ErrConnectionWriteTimeout) {
 			// Message left in ready queue, header re-use is unsafe.
 			s.controlHdr = header(make([]byte, headerSize))
@@ -551,7 +565,7 @@ func (s *Stream) sendClose(openFlags uint16) error {
 		delta = s.openDelta() // LazyOpen: the close is the first frame
 	}
 	s.controlHdr.encode(typeWindowUpdate, flags, s.id, delta)
-	if err := s.session.waitForSendErr(s.controlHdr, nil, s.controlErr); err != nil {
+	if err := s.session.waitForSendErr(s.controlHdr, nil, errChan(&s.controlErr)); err != nil {
 		if errors.Is(err, ErrSessionShutdown) || errors.Is(err, ErrConnectionWriteTimeout) {
 			// Message left in ready queue, header re-use is unsafe.
 			s.controlHdr = header(make([]byte, headerSize))
