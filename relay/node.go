@@ -227,8 +227,9 @@ func (n *Node) serveConn(conn net.Conn) error {
 // hands it each stream on the session's receive loop (ServeStreams), once
 // the stream's first frame is in, so accept must not block: a relayed
 // request whose forwarding needs no wait is served there (serveInline),
-// and any other stream's work runs in its own goroutine. When the session ends, yamux wakes every blocked Read and
-// Write of its streams (the fork's fix of hashicorp/yamux#176).
+// and any other stream's work runs in its own goroutine. When the session
+// ends, yamux wakes every blocked Read and Write of its streams (the
+// fork's fix of hashicorp/yamux#176).
 func (n *Node) acceptStreams(sess *yamux.Session) error {
 	var streams sync.WaitGroup
 	defer streams.Wait()
