@@ -156,3 +156,26 @@ func TestRelaychain_PeerClosed(t *testing.T) {
 		t.Error("PeerClosed true for a reset stream")
 	}
 }
+
+// TestRelaychain_FinAfterLocalReset: a FIN that the receive loop handles
+// for a stream this side reset meanwhile (the RST and the FIN crossed) is
+// not a protocol error: the session and its other streams go on.
+func TestRelaychain_FinAfterLocalReset(t *testing.T) {
+	client, _ := testClientServer(t)
+	st, err := client.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.WriteClose([]byte("request")); err != nil {
+		t.Fatal(err)
+	}
+	st.Reset()
+	// What the receive loop does with the peer's FIN when it found the
+	// stream just before the reset took it out of the session.
+	if err := st.processFlags(flagFIN); err != nil {
+		t.Fatalf("FIN after a local reset: %v, want it ignored", err)
+	}
+	if client.IsClosed() {
+		t.Fatal("the session closed")
+	}
+}

@@ -768,6 +768,11 @@ func (s *Stream) processFlags(flags uint16) error {
 			s.state = streamClosed
 			closeStream = true
 			s.notifyWaiting()
+		case streamReset:
+			// relaychain patch: this side reset the stream (Reset) after
+			// the receive loop had looked the frame's stream up; the
+			// peer's FIN crossed the RST. Upstream called it a protocol
+			// error and ended the session, every stream on the link.
 		default:
 			s.session.logger.Printf("[ERR] yamux: unexpected FIN flag in state %d", s.state)
 			return ErrUnexpectedFlag
