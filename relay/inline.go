@@ -52,8 +52,8 @@ func (n *Node) serveInline(up *yamux.Stream, answered func(), end func(error)) b
 		return false // a terminal request, or one the goroutine refuses
 	}
 	start := time.Now()
-	next, index := req.Route[1], req.Depth+1
-	fwd := route.Request{Op: req.Op, Depth: index, Route: req.Route[1:], Name: req.Name}
+	fwd := req.Next()
+	next := fwd.Route[0]
 	// The frame is the forwarded request and what followed it (a START),
 	// as forward sends them. Its own buffer: the kernel may not take it
 	// all at once, and the rest is written later.
@@ -78,11 +78,8 @@ func (n *Node) serveInline(up *yamux.Stream, answered func(), end func(error)) b
 	}
 	up.Read(b) // takes what was peeked; no wait, and no window update yet
 	n.inlined.Add(1)
-	out := outcome{role: "relay", broken: true}
-	splice(up, down, requestDone, n.cfg.Linger, n.cfg.IdleTimeout, answered, func(toUp int64, err error) {
-		n.pool.done(next)
-		out.bytes, out.err = toUp, err
-		_, err = n.endRequest(&req, &out, start)
+	n.relayTo(up, down, next, requestDone, answered, func(out outcome) {
+		_, err := n.endRequest(&req, &out, start)
 		end(err)
 	})
 	return true

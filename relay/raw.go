@@ -42,8 +42,8 @@ func (n *Node) serveRaw(conn net.Conn) error {
 // splice(2): they never enter user space.
 func (n *Node) forwardRaw(up net.Conn, req *route.Request) outcome {
 	out := outcome{role: "relay"}
-	next, index := req.Route[1], req.Depth+1
-	fwd := route.Request{Op: req.Op, Depth: index, Route: req.Route[1:], Name: req.Name}
+	fwd := req.Next()
+	next, index := fwd.Route[0], fwd.Depth
 	frame, err := fwd.Append(nil)
 	if err != nil {
 		return n.hopFailed(up, index, next, err)

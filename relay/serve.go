@@ -139,13 +139,13 @@ func writeFrame(s net.Conn, timeout time.Duration, appendTo func([]byte) []byte)
 // hop, and returns that outcome.
 func (n *Node) forward(up *yamux.Stream, req *route.Request, answered func(), finish func(outcome)) (out outcome, detached bool) {
 	out = outcome{role: "relay"}
-	next, index := req.Route[1], req.Depth+1
+	fwd := req.Next()
+	next, index := fwd.Route[0], fwd.Depth
 	conn, err := n.pool.open(n.ctx, next)
 	if err != nil {
 		return n.hopFailed(up, index, next, err), false
 	}
 	down := conn.(*yamux.Stream) // the pool's sessions are yamux ones
-	fwd := route.Request{Op: req.Op, Depth: index, Route: req.Route[1:], Name: req.Name}
 	frame, err := fwd.Append(nil)
 	requestDone := false
 	if err == nil {
@@ -170,14 +170,19 @@ func (n *Node) forward(up *yamux.Stream, req *route.Request, answered func(), fi
 		down.Reset()
 		return n.hopFailed(up, index, next, err), false
 	}
-	o := out // the callback's own: it may run as forward returns
-	o.broken = true
+	n.relayTo(up, down, next, requestDone, answered, finish)
+	return outcome{}, true
+}
+
+// relayTo splices up with down, a stream to the next hop next that has
+// carried the request on (with the client's FIN if requestDone), with no
+// goroutine waiting (splice), and gives finish the relay's outcome once
+// the exchange is over.
+func (n *Node) relayTo(up, down *yamux.Stream, next string, requestDone bool, answered func(), finish func(outcome)) {
 	splice(up, down, requestDone, n.cfg.Linger, n.cfg.IdleTimeout, answered, func(toUp int64, err error) {
 		n.pool.done(next)
-		o.bytes, o.err = toUp, err
-		finish(o)
+		finish(outcome{role: "relay", bytes: toUp, err: err, broken: true})
 	})
-	return outcome{}, true
 }
 
 // maxCarried bounds what appendQueued carries along with a request.

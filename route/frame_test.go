@@ -1079,3 +1079,14 @@ func TestStartBelow(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestNext: the request a relay sends on drops its own hop, goes one
+// deeper, and keeps the operation and the name.
+func TestRequestNext(t *testing.T) {
+	req := Request{Op: OpGet, Depth: 2, Route: Route{"a:1", "b:2", "c:3"}, Name: "f.bin"}
+	got := req.Next()
+	want := Request{Op: OpGet, Depth: 3, Route: Route{"b:2", "c:3"}, Name: "f.bin"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Next: got %+v, want %+v", got, want)
+	}
+}

@@ -21,6 +21,12 @@ type Request struct {
 	Name string
 }
 
+// Next returns the request a relay sends on to Route[1]: its own hop
+// dropped, one deeper. Route must hold at least two hops.
+func (m *Request) Next() Request {
+	return Request{Op: m.Op, Depth: m.Depth + 1, Route: m.Route[1:], Name: m.Name}
+}
+
 // Validate checks the limits that the encoder and decoder share.
 func (m *Request) Validate(maxHops int) error {
 	switch {

@@ -61,7 +61,7 @@ func (s *Stream) passOn(b []byte, flags uint16) bool {
 		// not wait on its own connection).
 		s.owedWindow()+uint32(len(b)) < s.updateStep()
 	s.recvLock.Unlock()
-	if !ok || !dst.trySend(b, fin) {
+	if !ok || dst.SendNoWait(b, fin) != nil {
 		return false
 	}
 	s.recvLock.Lock()
@@ -73,12 +73,6 @@ func (s *Stream) passOn(b []byte, flags uint16) bool {
 		s.readDeadline.CompareAndSwap(deadline, time.Now().Add(idle))
 	}
 	return true
-}
-
-// trySend sends b as one data frame, closing the stream with it if fin,
-// when that needs no waiting (SendNoWait), and reports whether it did.
-func (s *Stream) trySend(b []byte, fin bool) bool {
-	return s.SendNoWait(b, fin) == nil
 }
 
 // writeNow writes hdr and body to the connection with one non-blocking
