@@ -1,6 +1,8 @@
 package relay
 
 import (
+	"context"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -61,8 +63,7 @@ func TestInlineRelay(t *testing.T) {
 }
 
 // TestInlineConcurrent: many requests at once on warm links, some served
-// on the receive loop and some (beyond inlineBusy in flight) by
-// goroutines, all arrive whole.
+// on the receive loop and the rest by goroutines, all arrive whole.
 func TestInlineConcurrent(t *testing.T) {
 	t.Parallel()
 	root, files := sharedFiles(t)
@@ -81,6 +82,52 @@ func TestInlineConcurrent(t *testing.T) {
 	wg.Wait()
 	if got := inlined(nodes[:2]); got[0] == 0 || got[1] == 0 {
 		t.Errorf("inlined %v, want some requests served on the receive loop", got)
+	}
+}
+
+// TestInlineBusy: with more than inlineBusy streams in flight at a relay, a
+// request on a warm link is served by a goroutine, and once they are over,
+// on the receive loop again.
+func TestInlineBusy(t *testing.T) {
+	t.Parallel()
+	root, files := sharedFiles(t)
+	big := bigFile(t)
+	nodes, rt := chain(t, 1, terminalConfig(root))
+	relay := nodes[0]
+	c := newClient(t, ClientConfig{Route: rt, Transport: TransportMux})
+	small := files[sizeName(1000)]
+	checkGet(t, testCtx(t, time.Minute), c, small) // warm links
+
+	// inlineBusy GETs whose client stops reading keep their streams in
+	// flight at the relay; with the small GET's own, it is over the mark.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var held sync.WaitGroup
+	release := make(chan struct{})
+	free := sync.OnceFunc(func() { close(release) })
+	defer free()
+	for range inlineBusy {
+		gate := newGate(io.Discard, 64<<10)
+		gate.release = release
+		held.Go(func() { c.Get(ctx, big.Name, gate, nil) })
+		waitFor(t, gate.reached, time.Minute, "a held GET's first bytes")
+	}
+	before := relay.inlined.Load()
+	checkGet(t, testCtx(t, time.Minute), c, small)
+	if got := relay.inlined.Load(); got != before {
+		t.Errorf("with %d streams in flight: inlined went from %d to %d, want a goroutine", inlineBusy+1, before, got)
+	}
+
+	cancel()
+	free()
+	held.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for relay.streams.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	checkGet(t, testCtx(t, time.Minute), c, small)
+	if got := relay.inlined.Load(); got != before+1 {
+		t.Errorf("after the held GETs ended (%d streams in flight): inlined went from %d to %d, want one more", relay.streams.Load(), before, got)
 	}
 }
 
