@@ -352,7 +352,8 @@ func TestRelaychain_SetWriteIdle(t *testing.T) {
 }
 
 // maybeGrow doubles the window at each epoch in which the window held the
-// stream back, from the second epoch on, up to the budget's Max.
+// stream back, from the second epoch on, up to the budget's Max; the first
+// doubling takes two windows' worth of them.
 func TestRelaychain_WindowGrowth_Epochs(t *testing.T) {
 	b := NewWindowBudget(4<<20, 64<<20)
 	cc, sc := testConnTCP(t)
@@ -362,12 +363,12 @@ func TestRelaychain_WindowGrowth_Epochs(t *testing.T) {
 		st.recvLock.Lock()
 		defer st.recvLock.Unlock()
 		now := time.Now()
-		if !st.grow.epoch.IsZero() {
-			st.grow.epoch = now.Add(-10 * time.Millisecond)
+		if st.grow.epoch != 0 {
+			st.grow.epoch = epochAt(now.Add(-10 * time.Millisecond))
 		}
 		st.grow.exhausted = exhausted
 		st.grow.waited = waited
-		st.maybeGrow(now)
+		st.maybeGrow(now, st.grow.window)
 		return st.grow.window
 	}
 	for i, step := range []struct {
@@ -376,10 +377,12 @@ func TestRelaychain_WindowGrowth_Epochs(t *testing.T) {
 		want      uint32
 	}{
 		{true, 9 * time.Millisecond, 256 << 10},  // the first update only starts an epoch
-		{true, 9 * time.Millisecond, 512 << 10},  // held back: double
+		{true, 9 * time.Millisecond, 256 << 10},  // held back for one window: not yet
+		{false, 9 * time.Millisecond, 256 << 10}, // the sender did not use the window
+		{true, 9 * time.Millisecond, 512 << 10},  // held back for a second window: double
 		{false, 9 * time.Millisecond, 512 << 10}, // the sender did not use the window
 		{true, 2 * time.Millisecond, 512 << 10},  // the reader hardly waited
-		{true, 3 * time.Millisecond, 1 << 20},    // waited over a quarter
+		{true, 3 * time.Millisecond, 1 << 20},    // waited over a quarter: once is enough now
 		{true, 9 * time.Millisecond, 2 << 20},
 		{true, 9 * time.Millisecond, 4 << 20}, // the budget's Max
 		{true, 9 * time.Millisecond, 4 << 20}, // and no further

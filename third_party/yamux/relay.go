@@ -47,6 +47,8 @@ type relayRun struct {
 	total                atomic.Int64 // bytes the runners passed on
 	timer                *time.Timer  // wakes a runner at src's read deadline
 	waitFrom             time.Time    // when the queue ran empty, for window growth
+	queuedAt             atomic.Int64 // epochAt of a frame that kickData let wait, or 0
+	holdsClose           bool         // src's close timer is held (holdCloseTimer)
 }
 
 // Relay forwards s to dst as ForwardTo does, with s's read deadline as the
@@ -70,6 +72,10 @@ func (s *Stream) Relay(dst *Stream, idle time.Duration, done func(int64, error))
 	if idle > 0 {
 		s.readDeadline.Store(time.Now().Add(idle))
 	}
+	if ct := s.session.config.StreamCloseTimeout; idle > 0 && idle <= ct {
+		r.holdsClose = true
+		s.holdCloseTimer(true)
+	}
 	r.pending.Store(1)
 	s.relayFrom.Store(r)
 	dst.relayTo.Store(r)
@@ -86,6 +92,28 @@ func (s *Stream) kickRelay() {
 func (r *relayRun) kick() {
 	if r != nil && r.pending.Add(1) == 1 {
 		go r.run()
+	}
+}
+
+// kickData is kick for a frame just queued on src (readData). While dst's
+// window is shut a runner could not move it, and the window update that
+// opens it kicks one (incrSendWindow, after it adds to the window, which
+// this reads after the frame was queued), so none is started; the frame's
+// arrival is noted for window growth instead. A relay with thousands of
+// streams stalled on their clients started a goroutine with nothing to do
+// for each frame that still came in, faster than they ran: in a burst, up
+// to one per stream, whose descriptors the runtime keeps (4 MiB at 10,000
+// streams).
+func (r *relayRun) kickData() {
+	if r == nil {
+		return
+	}
+	if r.dst.sendWindowNow() > 0 || r.inflight.Load() {
+		r.kick()
+		return
+	}
+	if r.src.session.config.WindowGrowth != nil {
+		r.queuedAt.CompareAndSwap(0, epochAt(time.Now()))
 	}
 }
 
@@ -107,9 +135,16 @@ func (r *relayRun) run() {
 // reports whether the Relay ended.
 func (r *relayRun) step() bool {
 	s, d := r.src, r.dst
+	queued := r.queuedAt.Swap(0)
 	if !r.waitFrom.IsZero() {
+		// The wait for data ended when a frame came, which may have been
+		// before this runner (kickData).
+		end := time.Now()
+		if at := deadlineEpoch.Add(time.Duration(queued)); queued != 0 && at.Before(end) {
+			end = at
+		}
 		s.recvLock.Lock()
-		s.grow.waited += time.Since(r.waitFrom)
+		s.grow.waited += max(end.Sub(r.waitFrom), 0)
 		s.recvLock.Unlock()
 		r.waitFrom = time.Time{}
 	}
@@ -286,6 +321,30 @@ func (r *relayRun) end(err error) bool {
 	base := s.passBase
 	s.passTo = nil
 	s.recvLock.Unlock()
+	if r.holdsClose {
+		s.holdCloseTimer(false)
+	}
 	r.done(r.total.Load()+s.passed.Load()-base, err)
 	return true
+}
+
+// holdCloseTimer stops the stream's close timer while a Relay whose idle
+// rule is no longer than StreamCloseTimeout reads it (hold), and arms it
+// again after (not hold) if the stream still waits for the peer's FIN. The
+// idle rule cuts the stream when the Relay passes nothing on for idle; the
+// close timer cuts it when, besides, the peer sends nothing for
+// StreamCloseTimeout (relaychain sets both to the node's idle timeout): so
+// the timer could never cut first, and a relay with 10,000 stalled streams
+// held 10,000 timers for nothing.
+func (s *Stream) holdCloseTimer(hold bool) {
+	s.stateLock.Lock()
+	defer s.stateLock.Unlock()
+	s.relayIdle = hold
+	switch {
+	case hold && s.closeTimer != nil:
+		s.closeTimer.Stop()
+		s.closeTimer = nil
+	case !hold && s.closeTimer == nil && s.state == streamLocalClose:
+		s.armCloseTimer()
+	}
 }

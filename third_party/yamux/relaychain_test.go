@@ -469,25 +469,29 @@ func rcState(st *Stream) streamState {
 
 func TestRelaychain_ChunkClass(t *testing.T) {
 	cases := []struct{ n, class, cap int }{
-		{0, 0, 512},
-		{1, 0, 512},
-		{512, 0, 512},
-		{513, 1, 1024},
-		{1024, 1, 1024},
-		{1025, 2, 2048},
-		{4096, 3, 4096},
-		{4097, 4, 5120}, // four classes per doubling from here
-		{5120, 4, 5120},
-		{5121, 5, 6144},
-		{8192, 7, 8192},
-		{8193, 8, 10240},
-		{65536, 19, 65536},
-		{65537, 20, 81920},
-		{100000, 22, 65536 + 3*16384},
-		{256 << 10, 27, 256 << 10},
-		{256<<10 + 1, 28, 320 << 10},
-		{1<<24 - 1, 51, 1 << 24},
-		{1 << 24, 51, 1 << 24},
+		{0, 0, 64},
+		{1, 0, 64},
+		{64, 0, 64},
+		{65, 1, 128},
+		{75, 1, 128}, // a 1 MiB answer's last frame, after a 75-byte RESPONSE
+		{129, 2, 256},
+		{512, 3, 512},
+		{513, 4, 1024},
+		{1024, 4, 1024},
+		{1025, 5, 2048},
+		{4096, 6, 4096},
+		{4097, 7, 5120}, // four classes per doubling from here
+		{5120, 7, 5120},
+		{5121, 8, 6144},
+		{8192, 10, 8192},
+		{8193, 11, 10240},
+		{65536, 22, 65536},
+		{65537, 23, 81920},
+		{100000, 25, 65536 + 3*16384},
+		{256 << 10, 30, 256 << 10},
+		{256<<10 + 1, 31, 320 << 10},
+		{1<<24 - 1, 54, 1 << 24},
+		{1 << 24, 54, 1 << 24},
 		{1<<24 + 1, -1, 1<<24 + 1}, // above the largest class: exact, unpooled
 		{3 << 23, -1, 3 << 23},
 		{1 << 25, -1, 1 << 25},
@@ -606,9 +610,11 @@ func TestRelaychain_RecvQueue_PushRead(t *testing.T) {
 func TestRelaychain_RecvQueue_TailAppend(t *testing.T) {
 	data := rcData(1000, 11)
 
-	// 100-byte frames share one 512-byte chunk until it is full.
+	// 100-byte frames after a 300-byte one share its 512-byte chunk until
+	// it is full.
 	q := &recvQueue{}
-	for i := 0; i < 6; i++ {
+	q.push(rcChunk(data[:300]))
+	for i := 3; i < 6; i++ {
 		q.push(rcChunk(data[i*100 : (i+1)*100]))
 		want := 1
 		if i == 5 {
@@ -1441,7 +1447,7 @@ func TestRelaychain_Direct_StaleResultNotReused(t *testing.T) {
 
 // A body the send loop is writing when its writer's write timeout passes:
 // the writer must wait for that write (it still reads the body) but, as
-// the comment in waitForSendErr says, the session is closed, so the write
+// the comment in waitForSend says, the session is closed, so the write
 // and the writer end at once instead of whenever the connection unblocks.
 func TestRelaychain_Direct_TakenBodyTimeoutEndsSession(t *testing.T) {
 	cp, sp := testConnPipe(t)
@@ -1465,7 +1471,7 @@ func TestRelaychain_Direct_TakenBodyTimeoutEndsSession(t *testing.T) {
 			t.Fatalf("write returned %v but the session is still open", err)
 		}
 	case <-time.After(2 * time.Second):
-		t.Errorf("regression (fixed bug, session.go waitForSendErr/bodyCopy): a Write whose body (> %d bytes) the send loop "+
+		t.Errorf("regression (fixed bug, session.go waitForSend/bodyCopy): a Write whose body (> %d bytes) the send loop "+
 			"is writing is still blocked 2s after ConnectionWriteTimeout (200ms) on a connection without write "+
 			"deadlines, and the session was not closed (IsClosed=%v): bodyCopy's "+
 			"`case <-timer.C: go s.exitErr(ErrConnectionWriteTimeout)` can never fire when bodyCopy is called from the "+

@@ -160,7 +160,7 @@ func newSession(config *Config, conn io.ReadWriteCloser, client bool) *Session {
 	go s.recv()
 	go s.send()
 	if config.EnableKeepAlive {
-		go s.keepalive()
+		s.keepalive()
 	}
 	return s
 }
@@ -472,39 +472,43 @@ func (s *Session) Ping() (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-// keepalive is a long running goroutine that periodically does
-// a ping to keep the connection alive.
+// keepalive arranges a ping after KeepAliveInterval, and after each ping
+// that succeeds the next. relaychain patch: upstream held a goroutine per
+// session that waited out the interval; a relay with hundreds of links held
+// as many idle goroutine stacks. The ping now runs on the timer's own
+// short-lived goroutine.
 func (s *Session) keepalive() {
-	for {
-		select {
-		case <-time.After(s.config.KeepAliveInterval):
-			_, err := s.Ping()
-			if err != nil {
-				if err != ErrSessionShutdown {
-					s.logger.Printf("[ERR] yamux: keepalive failed: %v", err)
-					s.exitErr(ErrKeepAliveTimeout)
-				}
-				return
-			}
-		case <-s.shutdownCh:
-			return
-		}
+	time.AfterFunc(s.config.KeepAliveInterval, s.keepaliveOnce)
+}
+
+// keepaliveOnce pings, and ends the session when the ping fails.
+func (s *Session) keepaliveOnce() {
+	if s.IsClosed() {
+		return
 	}
+	if _, err := s.Ping(); err != nil {
+		if err != ErrSessionShutdown {
+			s.logger.Printf("[ERR] yamux: keepalive failed: %v", err)
+			s.exitErr(ErrKeepAliveTimeout)
+		}
+		return
+	}
+	s.keepalive()
 }
 
-// waitForSendErr waits to send a header, checking for a potential shutdown
-func (s *Session) waitForSend(hdr header, body []byte) error {
-	errCh := make(chan error, 1)
-	return s.waitForSendErr(hdr, body, errCh)
-}
-
-// waitForSendErr waits to send a header with optional data, checking for a
+// waitForSend waits to send a header with optional data, checking for a
 // potential shutdown. Since there's the expectation that sends can happen
 // in a timely manner, we enforce the connection write timeout here.
-func (s *Session) waitForSendErr(hdr header, body []byte, errCh chan error) error {
+func (s *Session) waitForSend(hdr header, body []byte) error {
 	if sent, err := s.sendDirect(hdr, body); sent {
 		return err
 	}
+	// relaychain patch: the channel the send loop answers on comes from a
+	// pool, and goes back only once its answer was taken, so a late answer
+	// never reaches another frame's sender. Upstream gave every stream two
+	// channels of its own, and a node with 10,000 relayed streams held
+	// 20,000 of them.
+	errCh := errChans.Get().(chan error)
 	t := timerPool.Get()
 	timer := t.(*time.Timer)
 	timer.Reset(s.config.ConnectionWriteTimeout)
@@ -552,10 +556,12 @@ func (s *Session) waitForSendErr(hdr header, body []byte, errCh chan error) erro
 
 	select {
 	case err := <-errCh:
+		errChans.Put(errCh)
 		return err
 	case <-s.shutdownCh:
 		if !free() {
 			<-errCh // the closed connection fails the write
+			errChans.Put(errCh)
 		}
 		return ErrSessionShutdown
 	case <-timer.C:
@@ -568,13 +574,19 @@ func (s *Session) waitForSendErr(hdr header, body []byte, errCh chan error) erro
 			// is taken for dead.
 			go s.exitErr(ErrConnectionWriteTimeout)
 			<-errCh
+			errChans.Put(errCh)
 			return ErrConnectionWriteTimeout
 		}
 		// The frame is being written, with a deadline renewed as it
 		// progresses (writeConn): its outcome is the write's.
-		return <-errCh
+		err := <-errCh
+		errChans.Put(errCh)
+		return err
 	}
 }
+
+// errChans pools the channels of waitForSend (relaychain patch).
+var errChans = sync.Pool{New: func() any { return make(chan error, 1) }}
 
 // sendDirect writes a frame from the calling goroutine when nobody else is
 // writing, which saves the hand-off to the send loop and back: two
@@ -689,6 +701,12 @@ func (s *Session) send() {
 // maxSendBatch bounds the frames one write of the send loop carries.
 const maxSendBatch = 64
 
+// stageMin is the staging buffer a send loop starts with, and stageKeep the
+// most it keeps after a batch: a node with thousands of streams has
+// hundreds of sessions, most of whose batches are a few headers, and a
+// fixed 64 KiB each was several MiB (relaychain patch).
+const stageMin, stageKeep = 4 << 10, 64 << 10
+
 // smallSend is the size up to which the send loop copies a header or body
 // into one staging buffer instead of writing it from its own slice.
 const smallSend = 2 << 10
@@ -700,7 +718,7 @@ const smallSend = 2 << 10
 // net.Buffers: one writev on a TCP connection (one Write per buffer on
 // others, such as TLS), large bodies from the caller's own slices. The
 // caller waits on Err until the write is done, so its body is not reused
-// meanwhile (see waitForSendErr); a frame of sendLater gets its Done
+// meanwhile (see waitForSend); a frame of sendLater gets its Done
 // callback instead. A batch takes the frame that woke the loop first, then
 // sendLater's, then the rest of sendCh: frames of different streams may
 // pass each other (a RST may overtake another stream's data), frames of
@@ -710,7 +728,7 @@ func (s *Session) sendLoop() error {
 	var (
 		batch []*sendReady
 		bufs  net.Buffers
-		stage = make([]byte, 0, 64<<10)
+		stage = make([]byte, 0, stageMin)
 	)
 	for {
 		batch = batch[:0]
@@ -775,6 +793,9 @@ func (s *Session) sendLoop() error {
 			}
 		}
 		clear(batch)
+		if cap(stage) > stageKeep {
+			stage = make([]byte, 0, stageMin)
+		}
 		if err != nil {
 			s.logger.Printf("[ERR] yamux: Failed to write frames: %v", err)
 			return err

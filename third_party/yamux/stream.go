@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-type streamState int
+type streamState uint8
 
 const (
 	streamInit streamState = iota
@@ -24,25 +24,37 @@ const (
 // Stream is used to represent a logical stream
 // within a session.
 type Stream struct {
+	// relaychain patch: the fields are ordered for size, as a relay holds
+	// two streams per request.
 	recvWindow uint32
 	sendWindow uint32
 
-	id      uint32
-	session *Session
+	id uint32
+	// recvFrames counts the data frames received, and closeSeen (under
+	// stateLock) its value when closeTimer was last armed: the close
+	// timeout runs from the peer's last frame (relaychain patch, see
+	// closeTimeout).
+	recvFrames atomic.Uint32
+	closeSeen  uint32
 
-	state     streamState
-	stateLock sync.Mutex
-
+	state streamState
 	// ackPending says the peer opened this stream and has not had its ACK
 	// yet, and cutErr is what a reader gets once the queue is empty after
 	// forceClose cut the stream short (relaychain patch; both under
 	// stateLock).
 	ackPending bool
-	cutErr     error
 	// localFin says this side closed the stream for writing (beginClose),
 	// as opposed to a session's end closing it (relaychain patch; under
 	// stateLock).
 	localFin bool
+	// relayIdle says a Relay with an idle rule reads the stream, which
+	// then needs no close timer (relaychain patch, relay.go; under
+	// stateLock).
+	relayIdle bool
+	stateLock sync.Mutex
+	cutErr    error
+
+	session *Session
 
 	recv     recvQueue
 	grow     growth // relaychain patch, growth.go
@@ -63,21 +75,20 @@ type Stream struct {
 	// the destination of (relaychain patch, relay.go).
 	relayFrom, relayTo atomic.Pointer[relayRun]
 
-	// relaychain patch: the headers start in the stream's own arrays, and
-	// the error channels are made at their first use (errChan), so that a
-	// stream costs fewer allocations.
+	// relaychain patch: the headers start in the stream's own arrays, so
+	// that a stream costs fewer allocations, and the error channels come
+	// from a pool when a send waits (waitForSend).
 	controlHdr     header
-	controlErr     chan error
 	controlHdrLock sync.Mutex
 	controlBuf     [headerSize]byte
 
 	sendHdr  header
-	sendErr  chan error
 	sendLock sync.Mutex
 	sendBuf  [2 * headerSize]byte
 
-	recvNotifyCh chan struct{}
-	sendNotifyCh chan struct{}
+	// relaychain patch: made at the first wait (notify.go).
+	recvNotify notifier
+	sendNotify notifier
 
 	readDeadline  deadline // relaychain patch: deadline.go
 	writeDeadline deadline
@@ -91,12 +102,6 @@ type Stream struct {
 	// closeTimer is set with stateLock held to honor the StreamCloseTimeout
 	// setting on Session.
 	closeTimer *time.Timer
-	// recvFrames counts the data frames received, and closeSeen (under
-	// stateLock) its value when closeTimer was last armed: the close
-	// timeout runs from the peer's last frame (relaychain patch, see
-	// closeTimeout).
-	recvFrames atomic.Uint32
-	closeSeen  uint32
 	closeMoved uint64 // recv.moved when closeTimer was last armed
 }
 
@@ -104,13 +109,11 @@ type Stream struct {
 // a given session for an ID
 func newStream(session *Session, id uint32, state streamState) *Stream {
 	s := &Stream{
-		id:           id,
-		session:      session,
-		state:        state,
-		recvWindow:   initialStreamWindow,
-		sendWindow:   initialStreamWindow,
-		recvNotifyCh: make(chan struct{}, 1),
-		sendNotifyCh: make(chan struct{}, 1),
+		id:         id,
+		session:    session,
+		state:      state,
+		recvWindow: initialStreamWindow,
+		sendWindow: initialStreamWindow,
 	}
 	s.controlHdr = s.controlBuf[:]
 	s.sendHdr = s.sendBuf[:]
@@ -120,15 +123,6 @@ func newStream(session *Session, id uint32, state streamState) *Stream {
 	s.ackPending = state == streamSYNReceived
 	s.grow.window = session.config.MaxStreamWindowSize
 	return s
-}
-
-// errChan returns *ch, made at its first use (relaychain patch). The
-// caller holds the lock that guards *ch.
-func errChan(ch *chan error) chan error {
-	if *ch == nil {
-		*ch = make(chan error, 1)
-	}
-	return *ch
 }
 
 // Session returns the associated stream session
@@ -143,7 +137,7 @@ func (s *Stream) StreamID() uint32 {
 
 // Read is used to read from the stream
 func (s *Stream) Read(b []byte) (n int, err error) {
-	defer asyncNotify(s.recvNotifyCh)
+	defer s.recvNotify.notify()
 	if err := s.awaitData(); err != nil {
 		return 0, err
 	}
@@ -183,7 +177,7 @@ func (s *Stream) ForwardTo(w interface {
 
 // forward is WriteTo, and ForwardTo when wc is not nil.
 func (s *Stream) forward(w io.Writer, wc interface{ WriteClose([]byte) (int, error) }) (total int64, err error) {
-	defer asyncNotify(s.recvNotifyCh)
+	defer s.recvNotify.notify()
 	defer func() {
 		// From SetPassOn on: frames passed before ForwardTo began count.
 		// One still being passed as an error ends it may be missed.
@@ -243,6 +237,7 @@ func (s *Stream) forward(w io.Writer, wc interface{ WriteClose([]byte) (int, err
 // error, or ErrSessionShutdown after a local Close).
 func (s *Stream) awaitData() error {
 	var waited time.Duration // counted for window growth with the queue's lock
+	var notified chan struct{}
 	shutdown := false
 	for {
 		// If the stream is closed and there's no data buffered, return EOF
@@ -271,6 +266,12 @@ func (s *Stream) awaitData() error {
 		case shutdown:
 			return s.session.cutCause()
 		}
+		if notified == nil {
+			// Made before the checks above run again, so that a wake-up
+			// after them is not lost (notify.go).
+			notified = s.recvNotify.wait()
+			continue
+		}
 
 		var timeout <-chan time.Time
 		var timer *time.Timer
@@ -283,7 +284,7 @@ func (s *Stream) awaitData() error {
 		select {
 		case <-s.session.shutdownCh:
 			shutdown = true
-		case <-s.recvNotifyCh:
+		case <-notified:
 		case <-timeout:
 			timerPool.Put(timer)
 			if s.readDeadline.Load().After(time.Now()) {
@@ -340,6 +341,10 @@ START:
 	return s.sendFrame(b[:min(window, uint32(len(b)))], fin && window >= uint32(len(b)))
 
 WAIT:
+	notified := s.sendNotify.wait()
+	if s.sendWindowNow() > 0 || s.writable() != nil {
+		goto START // changed before the channel was made (notify.go)
+	}
 	var timeout <-chan time.Time
 	var timer *time.Timer
 	writeDeadline := s.writeDeadline.Load()
@@ -353,7 +358,7 @@ WAIT:
 		// relaychain patch: return rather than spin until Close has
 		// force-closed the stream (hashicorp/yamux#176).
 		err = ErrSessionShutdown
-	case <-s.sendNotifyCh:
+	case <-notified:
 	case <-timeout:
 		err = ErrTimeout
 	}
@@ -389,14 +394,10 @@ func (s *Stream) sendFrame(body []byte, fin bool) (int, error) {
 	if closing {
 		defer s.endClose(closeStream)
 	}
-	if err := s.session.waitForSendErr(hdr, body, errChan(&s.sendErr)); err != nil {
+	if err := s.session.waitForSend(hdr, body); err != nil {
 		if errors.Is(err, ErrSessionShutdown) || errors.Is(err, ErrConnectionWriteTimeout) {
 			// Message left in ready queue, header re-use is unsafe.
 			s.sendHdr = header(make([]byte, 2*headerSize))
-			// relaychain patch: so is the error channel, which the send
-			// loop may still answer on; a stale answer would end the
-			// next write before its body was sent.
-			s.sendErr = make(chan error, 1)
 		}
 		return 0, err
 	}
@@ -504,7 +505,7 @@ func (s *Stream) sendWindowUpdate() error {
 	if s.session.config.WindowGrowth != nil && delta >= s.updateStep() {
 		// A full update goes out: the epoch ends, and may grow the window
 		// (relaychain patch, growth.go).
-		s.maybeGrow(time.Now())
+		s.maybeGrow(time.Now(), delta)
 		delta = s.owedWindow()
 	}
 
@@ -514,11 +515,10 @@ func (s *Stream) sendWindowUpdate() error {
 
 	// Send the header
 	s.controlHdr.encode(typeWindowUpdate, flags, s.id, delta)
-	if err := s.session.waitForSendErr(s.controlHdr, nil, errChan(&s.controlErr)); err != nil {
+	if err := s.session.waitForSend(s.controlHdr, nil); err != nil {
 		if errors.Is(err, ErrSessionShutdown) || errors.Is(err, ErrConnectionWriteTimeout) {
 			// Message left in ready queue, header re-use is unsafe.
 			s.controlHdr = header(make([]byte, headerSize))
-			s.controlErr = make(chan error, 1) // relaychain patch, as sendErr
 		}
 		return err
 	}
@@ -565,11 +565,10 @@ func (s *Stream) sendClose(openFlags uint16) error {
 		delta = s.openDelta() // LazyOpen: the close is the first frame
 	}
 	s.controlHdr.encode(typeWindowUpdate, flags, s.id, delta)
-	if err := s.session.waitForSendErr(s.controlHdr, nil, errChan(&s.controlErr)); err != nil {
+	if err := s.session.waitForSend(s.controlHdr, nil); err != nil {
 		if errors.Is(err, ErrSessionShutdown) || errors.Is(err, ErrConnectionWriteTimeout) {
 			// Message left in ready queue, header re-use is unsafe.
 			s.controlHdr = header(make([]byte, headerSize))
-			s.controlErr = make(chan error, 1) // relaychain patch, as sendErr
 		}
 		return err
 	}
@@ -635,13 +634,21 @@ func (s *Stream) beginClose() (fin bool, openFlags uint16, closeStream bool) {
 	// remote side poorly behaves and never responds with a FIN to complete
 	// the close. After the specified timeout, we clean our resources up no
 	// matter what.
-	if !closeStream && s.session.config.StreamCloseTimeout > 0 {
-		s.closeSeen = s.recvFrames.Load()
-		s.closeMoved = s.recv.moved.Load()
-		s.closeTimer = time.AfterFunc(
-			s.session.config.StreamCloseTimeout, s.closeTimeout)
+	if !closeStream && !s.relayIdle {
+		s.armCloseTimer()
 	}
 	return true, openFlags, closeStream
+}
+
+// armCloseTimer starts the close timer, if the session has a
+// StreamCloseTimeout. The caller holds stateLock.
+func (s *Stream) armCloseTimer() {
+	if s.session.config.StreamCloseTimeout <= 0 {
+		return
+	}
+	s.closeSeen = s.recvFrames.Load()
+	s.closeMoved = s.recv.moved.Load()
+	s.closeTimer = time.AfterFunc(s.session.config.StreamCloseTimeout, s.closeTimeout)
 }
 
 // endClose finishes a local close once the FIN is sent.
@@ -788,8 +795,8 @@ func (s *Stream) processFlags(flags uint16) error {
 
 // notifyWaiting notifies all the waiting channels
 func (s *Stream) notifyWaiting() {
-	asyncNotify(s.recvNotifyCh)
-	asyncNotify(s.sendNotifyCh)
+	s.recvNotify.notify()
+	s.sendNotify.notify()
 	asyncNotify(s.establishCh)
 	s.kickRelay()
 }
@@ -805,7 +812,7 @@ func (s *Stream) incrSendWindow(hdr header, flags uint16) error {
 
 	// Increase window, unblock a sender
 	atomic.AddUint32(&s.sendWindow, hdr.Length())
-	asyncNotify(s.sendNotifyCh)
+	s.sendNotify.notify()
 	// relaychain patch: only the Relay that writes to s waits for its
 	// window (a FIN or RST kicked both in processFlags). Kicking the one
 	// that reads s too started a runner with nothing to do for every
@@ -860,8 +867,8 @@ func (s *Stream) readData(hdr header, flags uint16, conn io.Reader) error {
 	}
 
 	// Unblock any readers
-	asyncNotify(s.recvNotifyCh)
-	s.kickRelay()
+	s.recvNotify.notify()
+	s.relayFrom.Load().kickData()
 	return nil
 }
 
@@ -879,7 +886,7 @@ func (s *Stream) SetDeadline(t time.Time) error {
 // SetReadDeadline sets the deadline for blocked and future Read calls.
 func (s *Stream) SetReadDeadline(t time.Time) error {
 	s.readDeadline.Store(t)
-	asyncNotify(s.recvNotifyCh)
+	s.recvNotify.notify()
 	s.kickRelay()
 	return nil
 }
@@ -906,7 +913,7 @@ func (s *Stream) renewWriteIdle() {
 // SetWriteDeadline sets the deadline for blocked and future Write calls
 func (s *Stream) SetWriteDeadline(t time.Time) error {
 	s.writeDeadline.Store(t)
-	asyncNotify(s.sendNotifyCh)
+	s.sendNotify.notify()
 	s.kickRelay()
 	return nil
 }
