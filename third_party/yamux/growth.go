@@ -1,6 +1,7 @@
 package yamux
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,10 +91,13 @@ type growth struct {
 	waited    time.Duration // the reader's wait for data this epoch
 	epoch     int64         // when the epoch began, as epochAt gives it; 0 before the first
 	mu        sync.Mutex
-	proven    uint32 // bytes given back at the end of limited epochs, before the first growth
+	proven    uint32 // bytes given back at the end of limited epochs, before the first growth; then proved
 	exhausted bool   // the sender used the whole window this epoch
 	ended     bool   // the growth was given back: no more
 }
+
+// proved is growth.proven once limited epochs have moved two windows.
+const proved = math.MaxUint32
 
 // epochAt returns t as growth.epoch holds it: nanoseconds since
 // deadlineEpoch, never 0.
@@ -112,12 +116,13 @@ func (s *Stream) maybeGrow(now time.Time, delta uint32) {
 	if !limited || b == nil || g.window >= b.max {
 		return
 	}
-	if base := s.session.config.MaxStreamWindowSize; g.window <= base && g.proven < 2*base {
+	if base := uint64(s.session.config.MaxStreamWindowSize); uint64(g.window) <= base && g.proven != proved {
 		// The first growth takes two windows moved in limited epochs.
-		g.proven += min(delta, 2*base)
-		if g.proven < 2*base {
+		if p := uint64(g.proven) + uint64(delta); p < 2*base && p < proved {
+			g.proven = uint32(p)
 			return
 		}
+		g.proven = proved
 	}
 	add := min(g.window, b.max-g.window) // double, up to max
 	g.mu.Lock()

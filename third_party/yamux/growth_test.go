@@ -2,6 +2,7 @@ package yamux
 
 import (
 	"io"
+	"math"
 	"testing"
 	"time"
 )
@@ -393,5 +394,23 @@ func TestRelaychain_WindowGrowth_Epochs(t *testing.T) {
 	}
 	if b.Used() != 4<<20-256<<10 {
 		t.Fatalf("budget used %d, want %d", b.Used(), 4<<20-256<<10)
+	}
+}
+
+// The count of bytes moved in limited epochs before the first doubling
+// does not overflow with a window near the uint32 limit.
+func TestRelaychain_WindowGrowth_LargeBase(t *testing.T) {
+	const base = 3 << 30
+	b := NewWindowBudget(math.MaxUint32, 1<<32)
+	st := &Stream{session: &Session{config: &Config{MaxStreamWindowSize: base, WindowGrowth: b}}}
+	st.grow.window = base
+	now := time.Now()
+	for i, want := range []uint32{base, base, math.MaxUint32, math.MaxUint32} {
+		st.grow.exhausted, st.grow.waited = true, time.Second
+		st.maybeGrow(now, base)
+		now = now.Add(time.Second)
+		if st.grow.window != want {
+			t.Fatalf("epoch %d: window %d, want %d (proven %d)", i, st.grow.window, want, st.grow.proven)
+		}
 	}
 }

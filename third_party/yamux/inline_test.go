@@ -15,12 +15,15 @@ type handled struct {
 }
 
 // serveInto serves server's streams into a channel, recording what each
-// stream held when the handler got it.
+// stream held when the handler got it. It returns once the handler is set:
+// a stream that arrives before that is queued at its SYN and handed over
+// by ServeStreams' own goroutine, before its first frame is in.
 func serveInto(t *testing.T, server *Session) <-chan handled {
 	ch := make(chan handled, 16)
 	go server.ServeStreams(func(st *Stream) {
 		ch <- handled{st: st, buffered: st.Buffered(), fin: st.FinReceived()}
 	})
+	rcEventually(t, 5*time.Second, "the handler set", func() bool { return server.acceptFn.Load() != nil })
 	return ch
 }
 
@@ -150,7 +153,11 @@ func TestRelaychain_PeekSendNoWait(t *testing.T) {
 		t.Fatalf("after the FIN: got %v, want ErrStreamClosed", err)
 	}
 
-	tc, _ := testClientServer(t) // TLS: no descriptor to write without waiting
+	// TLS: no descriptor to write without waiting. rcConf's write timeout:
+	// the first write does the handshake, which under load took longer
+	// than testConf's 250 ms.
+	cc, sc := testConnTLS(t)
+	tc, _ := testClientServerConfig(t, cc, sc, rcConf(), rcConf())
 	tst, err := tc.OpenStream()
 	if err != nil {
 		t.Fatal(err)
