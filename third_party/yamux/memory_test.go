@@ -53,9 +53,20 @@ func TestRelaychain_NotifierMadeAtFirstWait(t *testing.T) {
 			t.Errorf("%s: a channel was made for a relayed stream", name)
 		}
 	}
-	// z's reader waited for data: its channel exists.
-	if z.recvNotify.ch.Load() == nil {
-		t.Error("z.recvNotify: no channel after Reads that waited")
+
+	// A stream's channel is made by the first Read that waits.
+	w := rcOpen(t, h.a) // not lazy: the SYN goes at once, with no data
+	r := rcAccept(t, h.ra)
+	if r.recvNotify.ch.Load() != nil {
+		t.Fatal("a channel was made before any Read")
+	}
+	read := rcAsync(func() error { _, err := r.Read(make([]byte, 1)); return err })
+	rcEventually(t, 5*time.Second, "the waiting Read's channel", func() bool { return r.recvNotify.ch.Load() != nil })
+	if _, err := w.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := rcAwait(t, read, 10*time.Second, "the waiting Read"); err != nil {
+		t.Fatalf("the waiting Read: %v", err)
 	}
 }
 
@@ -84,6 +95,9 @@ func TestRelaychain_Relay_NoRunnerForShutWindow(t *testing.T) {
 	rcEventually(t, 10*time.Second, "the receiver's window is full", func() bool {
 		return y.sendWindowNow() == 0 && !x.relayFrom.Load().inflight.Load()
 	})
+	// The receiver's ACK is in: nothing more comes from it that would
+	// start a runner (it does not read).
+	rcEventually(t, 10*time.Second, "the receiver's ACK", func() bool { return rcState(y) == streamEstablished })
 	if err := rcAwait(t, sent, 10*time.Second, "send"); err != nil {
 		t.Fatal(err)
 	}
