@@ -89,7 +89,7 @@ type growth struct {
 	window    uint32        // the window the stream grants now
 	grown     uint32        // window bytes drawn from the budget
 	waited    time.Duration // the reader's wait for data this epoch
-	epoch     int64         // when the epoch began, as epochAt gives it; 0 before the first
+	epoch     int64         // when the epoch began, encoded as a deadline (deadline.go); 0 before the first
 	mu        sync.Mutex
 	proven    uint32 // bytes given back at the end of limited epochs, before the first growth; then proved
 	exhausted bool   // the sender used the whole window this epoch
@@ -99,18 +99,12 @@ type growth struct {
 // proved is growth.proven once limited epochs have moved two windows.
 const proved = math.MaxUint32
 
-// epochAt returns t as growth.epoch holds it: nanoseconds since
-// deadlineEpoch, never 0.
-func epochAt(t time.Time) int64 {
-	return max(int64(t.Sub(deadlineEpoch)), 1)
-}
-
 // maybeGrow doubles the window when this epoch shows that the window held
 // the stream back. The caller holds recvLock and is about to send a full
 // window update of delta bytes, which ends the epoch.
 func (s *Stream) maybeGrow(now time.Time, delta uint32) {
 	g, b := &s.grow, s.session.config.WindowGrowth
-	at := epochAt(now)
+	at := encodeDeadline(now)
 	limited := g.exhausted && g.epoch != 0 && g.waited*4 >= time.Duration(at-g.epoch)
 	g.exhausted, g.waited, g.epoch = false, 0, at
 	if !limited || b == nil || g.window >= b.max {

@@ -363,11 +363,9 @@ func TestRelaychain_WindowGrowth_Epochs(t *testing.T) {
 	epoch := func(exhausted bool, waited time.Duration) uint32 {
 		st.recvLock.Lock()
 		defer st.recvLock.Unlock()
-		// A second on: 10 ms before it must come after deadlineEpoch,
-		// which is set when the package starts.
-		now := time.Now().Add(time.Second)
+		now := time.Now()
 		if st.grow.epoch != 0 {
-			st.grow.epoch = epochAt(now.Add(-10 * time.Millisecond))
+			st.grow.epoch = encodeDeadline(now.Add(-10 * time.Millisecond))
 		}
 		st.grow.exhausted = exhausted
 		st.grow.waited = waited

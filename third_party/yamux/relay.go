@@ -47,7 +47,7 @@ type relayRun struct {
 	total                atomic.Int64 // bytes the runners passed on
 	timer                *time.Timer  // wakes a runner at src's read deadline
 	waitFrom             time.Time    // when the queue ran empty, for window growth
-	queuedAt             atomic.Int64 // epochAt of a frame that kickData let wait, or 0
+	queuedAt             atomic.Int64 // a frame that kickData let wait came then (encodeDeadline), or 0
 	holdsClose           bool         // src's close timer is held (holdCloseTimer)
 }
 
@@ -99,11 +99,9 @@ func (r *relayRun) kick() {
 // window is shut a runner could not move it, and the window update that
 // opens it kicks one (incrSendWindow, after it adds to the window, which
 // this reads after the frame was queued), so none is started; the frame's
-// arrival is noted for window growth instead. A relay with thousands of
-// streams stalled on their clients started a goroutine with nothing to do
-// for each frame that still came in, faster than they ran: in a burst, up
-// to one per stream, whose descriptors the runtime keeps (4 MiB at 10,000
-// streams).
+// arrival is noted for window growth instead. Before, a relay whose
+// streams were stalled on their clients started a goroutine with nothing
+// to do for each frame that still came in.
 func (r *relayRun) kickData() {
 	if r == nil {
 		return
@@ -113,7 +111,7 @@ func (r *relayRun) kickData() {
 		return
 	}
 	if r.src.session.config.WindowGrowth != nil {
-		r.queuedAt.CompareAndSwap(0, epochAt(time.Now()))
+		r.queuedAt.CompareAndSwap(0, encodeDeadline(time.Now()))
 	}
 }
 
@@ -140,7 +138,7 @@ func (r *relayRun) step() bool {
 		// The wait for data ended when a frame came, which may have been
 		// before this runner (kickData).
 		end := time.Now()
-		if at := deadlineEpoch.Add(time.Duration(queued)); queued != 0 && at.Before(end) {
+		if at := decodeDeadline(queued); queued != 0 && at.Before(end) {
 			end = at
 		}
 		s.recvLock.Lock()
