@@ -67,12 +67,7 @@ func (ss *sessionSet) open(ctx context.Context) (net.Conn, error) {
 // closed; the caller then uses open.
 func (ss *sessionSet) tryOpen() *yamux.Stream {
 	ss.mu.Lock()
-	var best *yamux.Session
-	for _, s := range ss.sessions {
-		if !s.IsClosed() && (best == nil || ss.load(s) < ss.load(best)) {
-			best = s
-		}
-	}
+	best := ss.lightest()
 	if ss.closed || best == nil || ss.load(best) >= streamsPerSession {
 		ss.mu.Unlock()
 		return nil
@@ -167,7 +162,6 @@ func (ss *sessionSet) untake(s *yamux.Session) {
 // extra sessions a burst needed), and returns the live one with the fewest
 // streams, or nil. ss.mu must be held.
 func (ss *sessionSet) leastLoaded() *yamux.Session {
-	var best *yamux.Session
 	live, idle := ss.sessions[:0], 0
 	for _, s := range ss.sessions {
 		if s.IsClosed() {
@@ -180,12 +174,23 @@ func (ss *sessionSet) leastLoaded() *yamux.Session {
 			}
 		}
 		live = append(live, s)
-		if best == nil || ss.load(s) < ss.load(best) {
-			best = s
-		}
 	}
 	clear(ss.sessions[len(live):])
 	ss.sessions = live
+	return ss.lightest()
+}
+
+// lightest returns the live session with the fewest streams, or nil, and
+// changes nothing (tryOpen runs on a receive loop, where closing a
+// session, which waits for its loops, must not happen). ss.mu must be
+// held.
+func (ss *sessionSet) lightest() *yamux.Session {
+	var best *yamux.Session
+	for _, s := range ss.sessions {
+		if !s.IsClosed() && (best == nil || ss.load(s) < ss.load(best)) {
+			best = s
+		}
+	}
 	return best
 }
 
