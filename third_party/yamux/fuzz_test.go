@@ -26,6 +26,17 @@ func frame(typ uint8, flags uint16, id, length uint32, body []byte) []byte {
 // session must neither panic nor hang: it ends at the input's end or at
 // the first protocol error. The first byte picks the options.
 func FuzzSessionRecv(f *testing.F) {
+	fuzzSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) == 0 {
+			return
+		}
+		fuzzSessionRecv(t, fuzzConn{bytes.NewReader(data[1:])}, data[0]&1 == 1)
+	})
+}
+
+// fuzzSeeds adds the seed inputs of the session fuzz targets.
+func fuzzSeeds(f *testing.F) {
 	syn := frame(typeData, flagSYN, 1, 5, []byte("hello"))
 	f.Add(append([]byte{0}, syn...))
 	f.Add(append([]byte{1}, syn...))
@@ -35,37 +46,37 @@ func FuzzSessionRecv(f *testing.F) {
 	f.Add(append([]byte{0}, frame(typeGoAway, 0, 0, goAwayNormal, nil)...))
 	f.Add(append([]byte{1}, frame(typeData, flagSYN|flagRST, 5, 1, []byte("x"))...))
 	f.Add(append([]byte{0}, frame(typeData, flagSYN, 7, 300<<10, make([]byte, 300<<10))...))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) == 0 {
-			return
-		}
-		conf := DefaultConfig()
-		conf.LogOutput = io.Discard
-		conf.EnableKeepAlive = false
-		conf.LazyOpen = data[0]&1 == 1
-		conf.StreamCloseTimeout = 0
-		s, err := Server(fuzzConn{bytes.NewReader(data[1:])}, conf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		served := make(chan error, 1)
-		go func() {
-			served <- s.ServeStreams(func(st *Stream) {
-				go func() {
-					io.Copy(io.Discard, st)
-					st.Close()
-				}()
-			})
-		}()
-		select {
-		case <-s.CloseChan():
-		case <-time.After(10 * time.Second):
-			t.Fatal("the session did not end at the end of its input")
-		}
-		select {
-		case <-served:
-		case <-time.After(10 * time.Second):
-			t.Fatal("ServeStreams did not return after the session ended")
-		}
-	})
+}
+
+// fuzzSessionRecv runs a server session over conn, which brings what its
+// peer sent, until the session ends; it fails if the session hangs.
+func fuzzSessionRecv(t *testing.T, conn io.ReadWriteCloser, lazy bool) {
+	conf := DefaultConfig()
+	conf.LogOutput = io.Discard
+	conf.EnableKeepAlive = false
+	conf.LazyOpen = lazy
+	conf.StreamCloseTimeout = 0
+	s, err := Server(conn, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() {
+		served <- s.ServeStreams(func(st *Stream) {
+			go func() {
+				io.Copy(io.Discard, st)
+				st.Close()
+			}()
+		})
+	}()
+	select {
+	case <-s.CloseChan():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session did not end at the end of its input")
+	}
+	select {
+	case <-served:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ServeStreams did not return after the session ended")
+	}
 }

@@ -49,6 +49,13 @@ func (s *Stream) Peek(b []byte) int {
 // closed for writing or reset. A failed write ends the session, as every
 // write of the session does.
 func (s *Stream) SendNoWait(b []byte, fin bool) error {
+	return s.sendNoWait(b, fin, nil)
+}
+
+// sendNoWait is SendNoWait for a frame that the receive loop of from
+// passes on (passOn), which may hold the frame back in a cork (cork.go),
+// or for another caller when from is nil.
+func (s *Stream) sendNoWait(b []byte, fin bool, from *Session) error {
 	if !s.sendLock.TryLock() {
 		return ErrWouldBlock
 	}
@@ -63,14 +70,21 @@ func (s *Stream) SendNoWait(b []byte, fin bool) error {
 	if sess.rawConn == nil {
 		return ErrWouldBlock
 	}
-	if took, err := sess.takeWrite(); !took {
+	// A cork of from's receive loop holds the connection already.
+	corked := from != nil && sess.cork.by.Load() == from
+	if corked {
+		if sess.IsClosed() {
+			return ErrSessionShutdown
+		}
+	} else if took, err := sess.takeWrite(); !took {
 		return ErrWouldBlock
 	} else if err != nil {
 		return err
 	}
 	hdr, closing, closeStream := s.frameHeader(uint32(len(b)), fin)
 	s.sendWindowUse(uint32(len(b)))
-	sess.writeNow(hdr, b) // releases the connection once all is written
+	// Releases the connection once all is written.
+	sess.writeFrom(from, corked, hdr, b)
 	if closing {
 		s.endClose(closeStream)
 	}

@@ -61,7 +61,7 @@ func (s *Stream) passOn(b []byte, flags uint16) bool {
 		// not wait on its own connection).
 		s.owedWindow()+uint32(len(b)) < s.updateStep()
 	s.recvLock.Unlock()
-	if !ok || dst.SendNoWait(b, fin) != nil {
+	if !ok || dst.sendNoWait(b, fin, s.session) != nil {
 		return false
 	}
 	s.recvLock.Lock()

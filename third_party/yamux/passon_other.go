@@ -15,3 +15,8 @@ func rawConnOf(any) syscall.RawConn { return nil }
 func writeOnce(syscall.RawConn, [][]byte) (int, error) {
 	return 0, errors.ErrUnsupported
 }
+
+// readOnce is not reached without a raw connection.
+func readOnce(uintptr, []byte) (int, error) {
+	return 0, errors.ErrUnsupported
+}

@@ -48,3 +48,17 @@ func writeOnce(rc syscall.RawConn, iov [][]byte) (int, error) {
 	}
 	return n, nil
 }
+
+// readOnce reads fd into p with one read that does not wait (EAGAIN when
+// the socket has nothing), retrying only on EINTR.
+func readOnce(fd uintptr, p []byte) (int, error) {
+	for {
+		n, err := unix.Read(int(fd), p)
+		if !errors.Is(err, unix.EINTR) {
+			if n < 0 {
+				n = 0
+			}
+			return n, err
+		}
+	}
+}

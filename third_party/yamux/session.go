@@ -1,7 +1,6 @@
 package yamux
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -39,8 +38,9 @@ type Session struct {
 	// conn is the underlying connection
 	conn io.ReadWriteCloser
 
-	// bufRead is a buffered reader
-	bufRead *bufio.Reader
+	// bufRead is a buffered reader (relaychain patch: over a bare socket
+	// one whose buffer is pooled, readbuf.go)
+	bufRead frameReader
 
 	// pings is used to track inflight pings
 	pings    map[uint32]chan struct{}
@@ -92,6 +92,10 @@ type Session struct {
 	iov   [2][]byte
 	bufs  net.Buffers
 
+	// cork holds frames passed on by a receive loop back until it would
+	// read again (relaychain patch, cork.go).
+	cork corkState
+
 	// rawConn is conn's socket when conn is a bare one with deadlines:
 	// only then may the receive loop pass frames on (passon.go).
 	rawConn syscall.RawConn
@@ -134,7 +138,6 @@ func newSession(config *Config, conn io.ReadWriteCloser, client bool) *Session {
 		config:     config,
 		logger:     logger,
 		conn:       conn,
-		bufRead:    bufio.NewReader(conn),
 		pings:      make(map[uint32]chan struct{}),
 		streams:    make(map[uint32]*Stream),
 		inflight:   make(map[uint32]struct{}),
@@ -152,6 +155,7 @@ func newSession(config *Config, conn io.ReadWriteCloser, client bool) *Session {
 		s.deadlineConn = dc
 		s.rawConn = rawConnOf(conn)
 	}
+	s.bufRead = newFrameReader(conn, s.rawConn)
 	if client {
 		s.nextStreamID = 1
 	} else {
@@ -823,8 +827,14 @@ var (
 // recvLoop continues to receive data until a fatal error is encountered
 func (s *Session) recvLoop() error {
 	defer close(s.recvDoneCh)
+	defer s.flushCorks()
 	hdr := header(make([]byte, headerSize))
 	for {
+		// relaychain patch: frames held back go out before a read that
+		// may wait (cork.go).
+		if len(s.cork.corked) > 0 && !s.frameBuffered() {
+			s.flushCorks()
+		}
 		// Read the header
 		if _, err := io.ReadFull(s.bufRead, hdr); err != nil {
 			if err != io.EOF && !strings.Contains(err.Error(), "closed") && !strings.Contains(err.Error(), "reset by peer") {
@@ -942,6 +952,7 @@ func (s *Session) nextIsData(id uint32) bool {
 // so the handler can find the request already queued.
 func (s *Session) serveNew(st *Stream) {
 	if st != nil {
+		s.flushCorks() // the handler may write, and wait
 		(*s.acceptFn.Load())(st)
 	}
 }
