@@ -86,11 +86,10 @@ type Session struct {
 	// may a writer write directly.
 	deadlineConn interface{ SetWriteDeadline(time.Time) error }
 
-	// frame, iov and bufs are the buffers of a frame written directly
+	// iov and bufs are the iovecs of a frame written directly
 	// (sendDirect, writeNow), under writeSem (relaychain patch).
-	frame []byte
-	iov   [2][]byte
-	bufs  net.Buffers
+	iov  [2][]byte
+	bufs net.Buffers
 
 	// cork holds frames passed on by a receive loop back until it would
 	// read again (relaychain patch, cork.go).
@@ -146,7 +145,6 @@ func newSession(config *Config, conn io.ReadWriteCloser, client bool) *Session {
 		sendCh:     make(chan *sendReady, 64),
 		later:      laterQueue{ch: make(chan struct{}, 1)},
 		writeSem:   make(chan struct{}, 1),
-		frame:      make([]byte, 0, headerSize+smallSend),
 		recvDoneCh: make(chan struct{}),
 		sendDoneCh: make(chan struct{}),
 		shutdownCh: make(chan struct{}),
@@ -606,11 +604,14 @@ func (s *Session) sendDirect(hdr header, body []byte) (bool, error) {
 	if took, err := s.takeWrite(); !took || err != nil {
 		return took, err
 	}
-	// The session's own buffers, which writeSem guards: nothing is
-	// allocated per frame.
+	// The session's own iovecs, which writeSem guards, and a pooled
+	// buffer for a small frame: nothing is allocated per frame, and an
+	// idle session holds no buffer.
+	var sp *[]byte
 	if len(body) <= smallSend {
-		s.frame = append(append(s.frame[:0], hdr...), body...)
-		s.iov = [2][]byte{s.frame}
+		sp = stageBufs.Get().(*[]byte)
+		*sp = append(append((*sp)[:0], hdr...), body...)
+		s.iov = [2][]byte{*sp}
 		s.bufs = s.iov[:1]
 	} else {
 		s.iov = [2][]byte{hdr, body}
@@ -619,6 +620,9 @@ func (s *Session) sendDirect(hdr header, body []byte) (bool, error) {
 	err := s.writeConn(&s.bufs)
 	s.iov = [2][]byte{} // hold no caller's body
 	<-s.writeSem
+	if sp != nil {
+		stageBufs.Put(sp)
+	}
 	if err != nil {
 		s.logger.Printf("[ERR] yamux: Failed to write frame: %v", err)
 		go s.exitErr(err)
@@ -705,11 +709,18 @@ func (s *Session) send() {
 // maxSendBatch bounds the frames one write of the send loop carries.
 const maxSendBatch = 64
 
-// stageMin is the staging buffer a send loop starts with, and stageKeep the
-// most it keeps after a batch: a node with thousands of streams has
-// hundreds of sessions, most of whose batches are a few headers, and a
-// fixed 64 KiB each was several MiB (relaychain patch).
+// stageMin is the size of the staging buffers that the send loop takes
+// for a batch (and sendDirect for a small frame) from a pool, and gives
+// back after the write unless the batch grew it past stageKeep: a node
+// with thousands of streams has hundreds of sessions, and a fixed 64 KiB
+// each was several MiB; a buffer of each session's own, 1 MiB at 10,000
+// streams (relaychain patch).
 const stageMin, stageKeep = 4 << 10, 64 << 10
+
+var stageBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, stageMin)
+	return &b
+}}
 
 // smallSend is the size up to which the send loop copies a header or body
 // into one staging buffer instead of writing it from its own slice.
@@ -732,7 +743,6 @@ func (s *Session) sendLoop() error {
 	var (
 		batch []*sendReady
 		bufs  net.Buffers
-		stage = make([]byte, 0, stageMin)
 	)
 	for {
 		batch = batch[:0]
@@ -756,7 +766,9 @@ func (s *Session) sendLoop() error {
 		if len(batch) == 0 {
 			continue
 		}
-		bufs, stage = bufs[:0], stage[:0]
+		sp := stageBufs.Get().(*[]byte)
+		stage := (*sp)[:0]
+		bufs = bufs[:0]
 		mark := 0 // stage[mark:] is not yet in bufs
 		for _, r := range batch {
 			stage = append(stage, r.Hdr...)
@@ -797,8 +809,10 @@ func (s *Session) sendLoop() error {
 			}
 		}
 		clear(batch)
-		if cap(stage) > stageKeep {
-			stage = make([]byte, 0, stageMin)
+		clear(bufs) // hold no caller's body
+		if cap(stage) <= stageKeep {
+			*sp = stage[:0]
+			stageBufs.Put(sp)
 		}
 		if err != nil {
 			s.logger.Printf("[ERR] yamux: Failed to write frames: %v", err)
