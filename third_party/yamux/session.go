@@ -711,10 +711,10 @@ const maxSendBatch = 64
 
 // stageMin is the size of the staging buffers that the send loop takes
 // for a batch (and sendDirect for a small frame) from a pool, and gives
-// back after the write unless the batch grew it past stageKeep: a node
-// with thousands of streams has hundreds of sessions, and a fixed 64 KiB
-// each was several MiB; a buffer of each session's own, 1 MiB at 10,000
-// streams (relaychain patch).
+// back after the write unless the batch grew it past stageKeep (relaychain
+// patch). A node with thousands of streams has hundreds of sessions: a
+// fixed 64 KiB each was several MiB, and 4 KiB of each session's own
+// still about 1 MiB at 10,000 streams.
 const stageMin, stageKeep = 4 << 10, 64 << 10
 
 var stageBufs = sync.Pool{New: func() any {
