@@ -141,6 +141,11 @@ func yamuxConfig(window, windowMax uint32, budget int64, idle time.Duration) *ya
 	// Every stream starts with a request from its opener, so the SYN and
 	// the ACK can ride on the first frame each way (patched yamux).
 	y.LazyOpen = true
+	// acceptStreams' handler never waits for a write (it serves a
+	// request inline with calls that never wait, or starts a goroutine),
+	// so the requests it forwards join the frames the receive loop
+	// batches for the same next hop (patched yamux, cork.go).
+	y.HandlerNeverWaits = true
 	return y
 }
 

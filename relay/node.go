@@ -288,7 +288,7 @@ func (n *Node) acceptStreams(sess *yamux.Session) error {
 			}()
 			return
 		}
-		if total > inlineBusy || !n.serveInline(st, release, end) {
+		if !n.serveInline(st, release, end) {
 			go n.serveStream(st, release, end)
 		}
 	})

@@ -250,3 +250,67 @@ func TestRelaychain_Cork_RelayBurst(t *testing.T) {
 		}
 	}
 }
+
+// TestRelaychain_Cork_HandlerJoins opens 16 streams on a hop in one read,
+// whose ServeStreams handler forwards each stream's first frame with
+// SendNoWaitFor: with HandlerNeverWaits the forwarded frames are held
+// back together while the handler runs, and all arrive; without it every
+// handler call finds nothing held (the loop wrote it out first), and all
+// arrive too.
+func TestRelaychain_Cork_HandlerJoins(t *testing.T) {
+	const streams = 16
+	for _, neverWaits := range []bool{true, false} {
+		t.Run(fmt.Sprintf("HandlerNeverWaits=%v", neverWaits), func(t *testing.T) {
+			c, raw := testConnTCP(t)
+			conf := rcConf(rcLazy)
+			conf.HandlerNeverWaits = neverWaits
+			ra, err := Server(c, conf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = ra.Close() })
+			c2, s2 := testConnTCP(t)
+			rb, b := testClientServerConfig(t, c2, s2, rcConf(rcLazy), rcConf(rcLazy))
+
+			held := 0 // handler calls that found the forwarded frames held
+			errs := make(chan error, streams)
+			go ra.ServeStreams(func(x *Stream) {
+				buf := make([]byte, x.Buffered())
+				x.Peek(buf)
+				y, err := rb.TryOpenStream()
+				if err == nil {
+					err = y.SendNoWaitFor(x, buf, true)
+				}
+				if rb.cork.by.Load() == ra {
+					held++
+				}
+				errs <- err
+			})
+			var burst []byte
+			for i := 0; i < streams; i++ {
+				body := []byte(fmt.Sprintf("stream %02d", i))
+				burst = append(burst, frame(typeData, flagSYN|flagFIN, uint32(2*i+1), uint32(len(body)), body)...)
+			}
+			if _, err := raw.(net.Conn).Write(burst); err != nil {
+				t.Fatal(err)
+			}
+			seen := make(map[string]bool)
+			for i := 0; i < streams; i++ {
+				if err := rcAwait(t, errs, 10*time.Second, "handler"); err != nil {
+					t.Fatalf("forwarding: %v", err)
+				}
+				seen[string(rcReadAll(t, rcAccept(t, b), 10*time.Second))] = true
+			}
+			if len(seen) != streams {
+				t.Fatalf("%d distinct streams arrived, want %d", len(seen), streams)
+			}
+			// held is the receive loop's; the handler calls are over.
+			if neverWaits && held == 0 {
+				t.Fatal("no handler call found the forwarded frames held back")
+			}
+			if !neverWaits && held != 0 {
+				t.Fatalf("%d handler calls found frames held back without HandlerNeverWaits", held)
+			}
+		})
+	}
+}

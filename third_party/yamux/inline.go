@@ -52,6 +52,20 @@ func (s *Stream) SendNoWait(b []byte, fin bool) error {
 	return s.sendNoWait(b, fin, nil)
 }
 
+// SendNoWaitFor is SendNoWait for a frame sent from the receive loop of
+// src's session, by its ServeStreams handler (relaychain patch): with
+// Config.HandlerNeverWaits on that session, the frame may be held back
+// with the frames that loop passes on to the same connection, and goes
+// out with them in one write (cork.go), as soon as the loop would read its
+// socket again.
+func (s *Stream) SendNoWaitFor(src *Stream, b []byte, fin bool) error {
+	from := src.session
+	if !from.config.HandlerNeverWaits {
+		from = nil
+	}
+	return s.sendNoWait(b, fin, from)
+}
+
 // sendNoWait is SendNoWait for a frame that the receive loop of from
 // passes on (passOn), which may hold the frame back in a cork (cork.go),
 // or for another caller when from is nil.

@@ -62,6 +62,17 @@ type Config struct {
 	// open as upstream's do.
 	LazyOpen bool
 
+	// HandlerNeverWaits (relaychain patch) says the ServeStreams handler
+	// never waits for a write, on this session or any other: it only
+	// starts goroutines or calls what never waits (Peek, TryOpenStream,
+	// SendNoWait, SendNoWaitFor, a Relay whose first step finds nothing
+	// to send). The receive loop then keeps the frames it holds back for
+	// other connections (cork.go) while the handler runs, so that what
+	// the handler sends with SendNoWaitFor joins them in one write; without
+	// it they are written out before each handler call, as a handler that
+	// waited for one of those connections would wait for itself.
+	HandlerNeverWaits bool
+
 	// WindowGrowth (relaychain patch), when not nil, lets a stream's
 	// receive window grow past MaxStreamWindowSize, doubling up to the
 	// budget's Max, while the window rather than the reader limits the

@@ -321,8 +321,9 @@ func (s *Session) AcceptStream() (*Stream, error) {
 // arrives, once the stream's first frame is in (its data queued, a FIN in
 // it seen), which saves waking an accepting goroutine per stream: it must
 // not block (start a goroutine for the stream's work, or use only what
-// never waits: Peek, TryOpenStream, SendNoWait, Relay) and must not wait
-// on the session's connection. Without LazyOpen it is called from this goroutine,
+// never waits: Peek, TryOpenStream, SendNoWait, SendNoWaitFor, Relay) and
+// must not wait on the session's connection; with
+// Config.HandlerNeverWaits, on no session's connection. Without LazyOpen it is called from this goroutine,
 // after the window update AcceptStream sends. Do not mix it with Accept.
 func (s *Session) ServeStreams(handle func(*Stream)) error {
 	if s.config.LazyOpen {
@@ -966,7 +967,9 @@ func (s *Session) nextIsData(id uint32) bool {
 // so the handler can find the request already queued.
 func (s *Session) serveNew(st *Stream) {
 	if st != nil {
-		s.flushCorks() // the handler may write, and wait
+		if !s.config.HandlerNeverWaits {
+			s.flushCorks() // the handler may write, and wait
+		}
 		(*s.acceptFn.Load())(st)
 	}
 }
