@@ -53,6 +53,11 @@ type corkState struct {
 	// corked lists the sessions this session's receive loop holds
 	// corks of (the receive loop's own).
 	corked []*Session
+	// serving is the stream whose ServeStreams handler the receive loop
+	// is running, or nil: only that call may join the loop's corks
+	// (SendNoWaitFor). ServeStreams' own goroutine also calls the handler,
+	// for streams that came before it was set.
+	serving atomic.Pointer[Stream]
 }
 
 // frameBuffered reports whether the next frame is read already, header and

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -253,10 +254,10 @@ func TestRelaychain_Cork_RelayBurst(t *testing.T) {
 
 // TestRelaychain_Cork_HandlerJoins opens 16 streams on a hop in one read,
 // whose ServeStreams handler forwards each stream's first frame with
-// SendNoWaitFor: with HandlerNeverWaits the forwarded frames are held
-// back together while the handler runs, and all arrive; without it every
-// handler call finds nothing held (the loop wrote it out first), and all
-// arrive too.
+// SendNoWaitFor: with HandlerNeverWaits a handler call finds the frames
+// of the calls before it still held back (they go out together), and all
+// arrive; without it every handler call finds nothing held (the loop
+// wrote it out first), and all arrive too.
 func TestRelaychain_Cork_HandlerJoins(t *testing.T) {
 	const streams = 16
 	for _, neverWaits := range []bool{true, false} {
@@ -272,20 +273,33 @@ func TestRelaychain_Cork_HandlerJoins(t *testing.T) {
 			c2, s2 := testConnTCP(t)
 			rb, b := testClientServerConfig(t, c2, s2, rcConf(rcLazy), rcConf(rcLazy))
 
-			held := 0 // handler calls that found the forwarded frames held
+			var held atomic.Int32 // handler calls that found earlier calls' frames held
 			errs := make(chan error, streams)
 			go ra.ServeStreams(func(x *Stream) {
+				if rb.cork.by.Load() == ra {
+					held.Add(1)
+				}
 				buf := make([]byte, x.Buffered())
 				x.Peek(buf)
 				y, err := rb.TryOpenStream()
-				if err == nil {
-					err = y.SendNoWaitFor(x, buf, true)
+				if err != nil {
+					errs <- err
+					return
 				}
-				if rb.cork.by.Load() == ra {
-					held++
+				if err := y.SendNoWaitFor(x, buf, true); err != nil {
+					// The link is busy (without a cork to join): a
+					// goroutine sends it, as a relay does.
+					go func() {
+						_, err := y.WriteClose(buf)
+						errs <- err
+					}()
+					return
 				}
-				errs <- err
+				errs <- nil
 			})
+			// The handler set first: streams that come before it are
+			// handed over by ServeStreams' goroutine, not the receive loop.
+			rcEventually(t, 5*time.Second, "the handler set", func() bool { return ra.acceptFn.Load() != nil })
 			var burst []byte
 			for i := 0; i < streams; i++ {
 				body := []byte(fmt.Sprintf("stream %02d", i))
@@ -304,12 +318,10 @@ func TestRelaychain_Cork_HandlerJoins(t *testing.T) {
 			if len(seen) != streams {
 				t.Fatalf("%d distinct streams arrived, want %d", len(seen), streams)
 			}
-			// held is the receive loop's; the handler calls are over.
-			if neverWaits && held == 0 {
+			if n := held.Load(); neverWaits && n == 0 {
 				t.Fatal("no handler call found the forwarded frames held back")
-			}
-			if !neverWaits && held != 0 {
-				t.Fatalf("%d handler calls found frames held back without HandlerNeverWaits", held)
+			} else if !neverWaits && n != 0 {
+				t.Fatalf("%d handler calls found frames held back without HandlerNeverWaits", n)
 			}
 		})
 	}

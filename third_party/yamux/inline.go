@@ -53,14 +53,16 @@ func (s *Stream) SendNoWait(b []byte, fin bool) error {
 }
 
 // SendNoWaitFor is SendNoWait for a frame sent from the receive loop of
-// src's session, by its ServeStreams handler (relaychain patch): with
-// Config.HandlerNeverWaits on that session, the frame may be held back
+// src's session, by its ServeStreams handler for src (relaychain patch):
+// with Config.HandlerNeverWaits on that session, the frame may be held back
 // with the frames that loop passes on to the same connection, and goes
 // out with them in one write (cork.go), as soon as the loop would read its
 // socket again.
 func (s *Stream) SendNoWaitFor(src *Stream, b []byte, fin bool) error {
 	from := src.session
-	if !from.config.HandlerNeverWaits {
+	if !from.config.HandlerNeverWaits || from.cork.serving.Load() != src {
+		// Not on the receive loop's handler call for src (ServeStreams'
+		// goroutine, say): the loop's corks are not this caller's.
 		from = nil
 	}
 	return s.sendNoWait(b, fin, from)

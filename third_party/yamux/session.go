@@ -970,7 +970,9 @@ func (s *Session) serveNew(st *Stream) {
 		if !s.config.HandlerNeverWaits {
 			s.flushCorks() // the handler may write, and wait
 		}
+		s.cork.serving.Store(st)
 		(*s.acceptFn.Load())(st)
+		s.cork.serving.Store(nil)
 	}
 }
 
