@@ -1,9 +1,6 @@
 package yamux
 
-import (
-	"sync"
-	"sync/atomic"
-)
+import "sync/atomic"
 
 // Corked pass-on (relaychain patch).
 //
@@ -35,13 +32,6 @@ import (
 // counts, and it goes out at once.
 const corkMax, corkFrameMax = 64 << 10, 16 << 10
 
-// corkBufs pools the buffers of corks, which are held only while a
-// receive loop works through what one read of its socket brought.
-var corkBufs = sync.Pool{New: func() any {
-	b := make([]byte, 0, 8<<10)
-	return &b
-}}
-
 // corkState is a session's part in corking: as the destination
 // (by, buf) and as the receive loop that corks (corked).
 type corkState struct {
@@ -64,16 +54,8 @@ type corkState struct {
 // body, so that processing it reads nothing from the socket. Called by the
 // receive loop only.
 func (s *Session) frameBuffered() bool {
-	n := s.bufRead.Buffered()
-	if n < headerSize {
-		return false
-	}
-	b, err := s.bufRead.Peek(headerSize)
-	if err != nil {
-		return false
-	}
-	h := header(b)
-	return h.MsgType() != typeData || n >= headerSize+int(h.Length())
+	h, ok := s.nextHeader()
+	return ok && (h.MsgType() != typeData || s.bufRead.Buffered() >= headerSize+int(h.Length()))
 }
 
 // writeFrom writes a frame of dst's session (which the caller holds: its
@@ -90,7 +72,7 @@ func (s *Session) writeFrom(from *Session, corked bool, hdr, body []byte) {
 			from.flushCorks()
 		}
 	case from != nil && from != s && len(body) <= corkFrameMax && from.frameBuffered():
-		bp := corkBufs.Get().(*[]byte)
+		bp := stageBufs.Get().(*[]byte) // a cork is held only while its read is worked through
 		*bp = append(append((*bp)[:0], hdr...), body...)
 		s.cork.buf = bp
 		s.cork.by.Store(from)
@@ -110,8 +92,8 @@ func (s *Session) flushCorks() {
 		d.cork.buf = nil
 		d.cork.by.Store(nil)
 		d.writeNow(*bp, nil) // copies what the kernel does not take
-		if cap(*bp) <= corkMax*2 {
-			corkBufs.Put(bp)
+		if cap(*bp) <= stageKeep {
+			stageBufs.Put(bp)
 		}
 	}
 	s.cork.corked = s.cork.corked[:0]

@@ -950,15 +950,22 @@ func (s *Session) handleStreamMessage(hdr header) error {
 // nextIsData reports whether the next frame, already read from the
 // connection into bufRead, is a data frame of stream id (relaychain patch).
 func (s *Session) nextIsData(id uint32) bool {
+	h, ok := s.nextHeader()
+	return ok && h.MsgType() == typeData && h.StreamID() == id
+}
+
+// nextHeader returns the next frame's header when it is read already, and
+// of this protocol version (relaychain patch). It reads nothing.
+func (s *Session) nextHeader() (header, bool) {
 	if s.bufRead.Buffered() < headerSize {
-		return false
+		return nil, false
 	}
 	b, err := s.bufRead.Peek(headerSize)
 	if err != nil {
-		return false
+		return nil, false
 	}
 	h := header(b)
-	return h.Version() == protoVersion && h.MsgType() == typeData && h.StreamID() == id
+	return h, h.Version() == protoVersion
 }
 
 // serveNew hands a new stream to ServeStreams' handler, if st is not nil
