@@ -61,14 +61,20 @@ func (ss *sessionSet) open(ctx context.Context) (net.Conn, error) {
 	}
 }
 
-// tryOpen is open that never waits: it opens a stream on the least loaded
-// live session when one has room and the open needs no wait
-// (TryOpenStream), and returns nil otherwise, with nothing dialed or
-// closed; the caller then uses open.
+// tryOpen is open that never waits: it opens a stream on the session open
+// would pick without a dial, the least loaded live one when it has room or
+// the hop has all its sessions, if the open needs no wait (TryOpenStream).
+// It returns nil otherwise, with nothing dialed or closed; the caller then
+// uses open.
+//
+// With all sessionsPerHop sessions full, open takes the least loaded one
+// anyway. Before tryOpen did the same, every stream beyond
+// streamsPerSession × sessionsPerHop (2,048) to one hop took a goroutine
+// in the relay, only to be opened on that session.
 func (ss *sessionSet) tryOpen() *yamux.Stream {
 	ss.mu.Lock()
-	best := ss.lightest()
-	if ss.closed || best == nil || ss.load(best) >= streamsPerSession {
+	best, live := ss.lightest()
+	if ss.closed || best == nil || (ss.load(best) >= streamsPerSession && live < sessionsPerHop) {
 		ss.mu.Unlock()
 		return nil
 	}
@@ -177,21 +183,25 @@ func (ss *sessionSet) leastLoaded() *yamux.Session {
 	}
 	clear(ss.sessions[len(live):])
 	ss.sessions = live
-	return ss.lightest()
+	best, _ := ss.lightest()
+	return best
 }
 
 // lightest returns the live session with the fewest streams, or nil, and
-// changes nothing (tryOpen runs on a receive loop, where closing a
-// session, which waits for its loops, must not happen). ss.mu must be
-// held.
-func (ss *sessionSet) lightest() *yamux.Session {
-	var best *yamux.Session
+// how many sessions are live. It changes nothing (tryOpen runs on a
+// receive loop, where closing a session, which waits for its loops, must
+// not happen). ss.mu must be held.
+func (ss *sessionSet) lightest() (best *yamux.Session, live int) {
 	for _, s := range ss.sessions {
-		if !s.IsClosed() && (best == nil || ss.load(s) < ss.load(best)) {
+		if s.IsClosed() {
+			continue
+		}
+		live++
+		if best == nil || ss.load(s) < ss.load(best) {
 			best = s
 		}
 	}
-	return best
+	return best, live
 }
 
 // streamDone notes that a stream has ended: with more than one session, a
