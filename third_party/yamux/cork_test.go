@@ -326,3 +326,45 @@ func TestRelaychain_Cork_HandlerJoins(t *testing.T) {
 		})
 	}
 }
+
+// TestRelaychain_Cork_OnlyServingHandlerJoins holds a cork of a receive
+// loop on a connection and sends on it with SendNoWaitFor for two source
+// streams of that loop's session: the one whose handler the loop is
+// running joins the cork; any other (a handler call from ServeStreams' own
+// goroutine, for a stream that came before the handler was set) must not
+// touch the loop's cork, which is the loop's alone, and finds the
+// connection busy.
+func TestRelaychain_Cork_OnlyServingHandlerJoins(t *testing.T) {
+	dst, peer := rcCorkDst(t)
+	st := rcOpen(t, dst)
+	if f := rcReadFrames(t, peer, 100*time.Millisecond); len(f) != 1 {
+		t.Fatalf("got %d frames for the open, want its SYN", len(f))
+	}
+	from := rcCorkFrom(t, frame(typeWindowUpdate, 0, 9, 0, nil))
+	from.config = &Config{HandlerNeverWaits: true}
+	served, other := &Stream{session: from}, &Stream{session: from}
+	if err := st.sendNoWait([]byte("abc"), false, from); err != nil {
+		t.Fatal(err)
+	}
+	if dst.cork.by.Load() != from {
+		t.Fatal("the first frame started no cork")
+	}
+	from.cork.serving.Store(served)
+	if err := st.SendNoWaitFor(served, []byte("def"), false); err != nil {
+		t.Fatalf("the served stream's frame: %v", err)
+	}
+	held := len(*dst.cork.buf)
+	if err := st.SendNoWaitFor(other, []byte("xyz"), false); err != ErrWouldBlock {
+		t.Fatalf("another stream's frame, while the cork is held: got %v, want ErrWouldBlock", err)
+	}
+	if len(*dst.cork.buf) != held {
+		t.Fatal("another stream's frame joined the receive loop's cork")
+	}
+	from.cork.serving.Store(nil)
+	from.flushCorks()
+	got := rcDataFrames(rcReadFrames(t, peer, 200*time.Millisecond))
+	want := []rcWireFrame{{typeData, 0, st.id, "abc"}, {typeData, 0, st.id, "def"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("frames on the wire:\n%v\nwant\n%v", got, want)
+	}
+}
