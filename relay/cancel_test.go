@@ -47,7 +47,7 @@ func (h *logRecorder) Handle(ctx context.Context, r slog.Record) error {
 	if r.Message != "request" {
 		return nil
 	}
-	m := map[string]string{}
+	m := map[string]string{"level": r.Level.String()}
 	r.Attrs(func(a slog.Attr) bool {
 		m[a.Key] = a.Value.String()
 		return true
@@ -123,7 +123,8 @@ func waitLogged(logs []*logRecorder, name string, d time.Duration) (missing []in
 // TestCancelReachesTerminal cancels a large Get through 3 relays while the
 // client is slow to write: the cancel travels the whole chain, every
 // node's request handler returns within 2s, and the terminal stopped
-// sending (and so reading the file) long before its end.
+// sending (and so reading the file) long before its end. Every node logs
+// the request as canceled, at info: a cancel is not a failure.
 func TestCancelReachesTerminal(t *testing.T) {
 	t.Parallel()
 	root, _ := sharedFiles(t)
@@ -146,6 +147,9 @@ func TestCancelReachesTerminal(t *testing.T) {
 			for i, l := range logs {
 				for _, r := range l.requests(big.Name) {
 					t.Logf("node %d: %v", i, r)
+					if r["canceled"] != "true" || r["level"] != "INFO" {
+						t.Errorf("node %d: logged %v, want canceled=true at INFO", i, r)
+					}
 				}
 			}
 			recs := logs[term].requests(big.Name)
@@ -406,4 +410,65 @@ func relayRoute(t testing.TB, n int, cfg Config) route.Route {
 		rt[i] = startNode(t, cfg).Addr
 	}
 	return rt
+}
+
+// TestNextHopFailureNotCanceled closes the second of two relays while a
+// large Get streams through them: the first relay's request failed (its
+// next hop went away), which it logs at warn, not as the client's cancel.
+func TestNextHopFailureNotCanceled(t *testing.T) {
+	t.Parallel()
+	root, _ := sharedFiles(t)
+	big := bigFile(t)
+	for _, tp := range transports {
+		t.Run(tp.name, func(t *testing.T) {
+			t.Parallel()
+			term := startNode(t, terminalConfig(root))
+			second := startNode(t, Config{})
+			log0, cfg := recordedLogger(t)
+			first := startNode(t, Config{Logger: cfg})
+			c := newClient(t, ClientConfig{Route: route.Route{first.Addr, second.Addr, term.Addr}, Transport: tp.tr})
+			gate, done := getHeld(t, c, big.Name, 4<<20)
+			if err := second.Close(); err != nil {
+				t.Errorf("closing the second relay: %v", err)
+			}
+			close(gate.release)
+			wantGetFailed(t, done, 30*time.Second, "the second relay closed mid-answer")
+			if missing := waitLogged([]*logRecorder{log0}, big.Name, 10*time.Second); len(missing) > 0 {
+				t.Fatal("the first relay logged no request line")
+			}
+			recs := log0.requests(big.Name)
+			if len(recs) != 1 || recs[0]["level"] != "WARN" || recs[0]["canceled"] != "" || recs[0]["err"] == "" {
+				t.Fatalf("first relay logged %v, want one line at WARN with an error and not canceled", recs)
+			}
+		})
+	}
+}
+
+// getHeld starts a Get of name through c whose writer holds it once after
+// bytes have arrived (until the gate's release), waits for that, and
+// returns the gate and the Get's result.
+func getHeld(t *testing.T, c *Client, name string, after int64) (*gateWriter, <-chan error) {
+	t.Helper()
+	gate := newGate(io.Discard, after)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Get(testCtx(t, 2*time.Minute), name, gate, nil)
+		done <- err
+	}()
+	waitFor(t, gate.reached, time.Minute, fmt.Sprintf("%d bytes received", after))
+	return gate, done
+}
+
+// wantGetFailed waits up to d for the result of a Get that must fail
+// after what.
+func wantGetFailed(t *testing.T, done <-chan error, d time.Duration, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatalf("Get: got success after %s, want an error", what)
+		}
+	case <-time.After(d):
+		t.Fatalf("Get still running %v after %s", d, what)
+	}
 }

@@ -38,7 +38,8 @@ type Config struct {
 	// waits for a client's goodbye.
 	Linger time.Duration
 	// NoRequestLog leaves out the info line logged for each request that
-	// succeeded; failed requests are still logged, at warn.
+	// succeeded or that its client canceled; failed requests are still
+	// logged, at warn.
 	NoRequestLog bool
 	// StreamWindow is the yamux per-stream receive window in bytes that
 	// every stream starts with.

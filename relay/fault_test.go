@@ -363,24 +363,11 @@ func TestClientCloseFailsInFlight(t *testing.T) {
 			t.Parallel()
 			_, rt := chain(t, 1, terminalConfig(root))
 			c := newClient(t, ClientConfig{Route: rt, Transport: tp.tr})
-			gate := newGate(io.Discard, 1<<20)
-			done := make(chan error, 1)
-			go func() {
-				_, err := c.Get(testCtx(t, time.Minute), f.Name, gate, nil)
-				done <- err
-			}()
-			waitFor(t, gate.reached, time.Minute, "1 MiB received")
+			gate, done := getHeld(t, c, f.Name, 1<<20)
 			c.Close()
 			start := time.Now()
 			close(gate.release)
-			select {
-			case err := <-done:
-				if err == nil {
-					t.Errorf("Get: got success after Close, want an error")
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("Get still running 10s after Close")
-			}
+			wantGetFailed(t, done, 10*time.Second, "Close")
 			if d := time.Since(start); d > 2*time.Second {
 				t.Errorf("Get failed %v after Close, want promptly", d)
 			}

@@ -80,7 +80,7 @@ func (n *Node) serveInline(up *yamux.Stream, answered func(), end func(error)) b
 	up.Read(b) // takes what was peeked; no wait, and no window update yet
 	n.inlined.Add(1)
 	n.relayTo(up, down, next, requestDone, answered, func(out outcome) {
-		_, err := n.endRequest(&req, &out, start)
+		_, err := n.endRequest(up, &req, &out, start)
 		end(err)
 	})
 	return true

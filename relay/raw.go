@@ -159,9 +159,11 @@ func (n *Node) relayData(up, down net.Conn, size int64) (int64, error) {
 	// The client sends nothing until it has the trailer: if it closes, stop.
 	// The abort closes both: deadlines alone would be undone by copyIdle,
 	// which renews them before every chunk.
-	stop := watchCancel(up, func() { down.Close(); up.Close() })
+	watch := watchCancel(up, func() { down.Close(); up.Close() })
 	k, err := copyIdle(up, down, size-off, n.cfg.IdleTimeout)
-	stop()
+	if watch.stop(err != nil) && err != nil {
+		err = fmt.Errorf("%w: %w", errCanceled, err)
+	}
 	if err == nil && k != size-off {
 		err = fmt.Errorf("%w: next hop sent %d of %d bytes", io.ErrUnexpectedEOF, k, size-off)
 	}

@@ -23,6 +23,9 @@ type outcome struct {
 	streamed  bool
 	abandoned bool // the client left before START
 	err       error
+	// canceled says err is the client's cancel (endRequest): a reset of
+	// the stream from upstream, or on a raw link the client's close.
+	canceled bool
 	// broken says the exchange stopped part way, so the connection cannot
 	// carry another request.
 	broken bool
@@ -71,19 +74,30 @@ func (n *Node) serveRequest(s net.Conn, r io.Reader, mode route.Mode, answered f
 		// A mux stream: its answer may end after this goroutine.
 		up := s.(*yamux.Stream)
 		if out, detached = n.forward(up, &req, answered, func(out outcome) {
-			_, err := n.endRequest(&req, &out, start)
+			_, err := n.endRequest(up, &req, &out, start)
 			later(err)
 		}); detached {
 			return false, true, nil
 		}
 	}
-	clean, err = n.endRequest(&req, &out, start)
+	clean, err = n.endRequest(s, &req, &out, start)
 	return clean, false, err
 }
 
-// endRequest logs a request that is over and reports whether its
-// connection can carry another, and the request's error.
-func (n *Node) endRequest(req *route.Request, out *outcome, start time.Time) (clean bool, err error) {
+// errCanceled marks the error of a raw exchange that the client gave up
+// while the answer was sent (watchCancel saw it close or reset its link).
+var errCanceled = errors.New("canceled by the client")
+
+// endRequest logs a request that is over, whose client side was up, and
+// reports whether its connection can carry another, and the request's
+// error. An error that the client's cancel caused (out.canceled) is told
+// apart: a mux stream reset by its peer (a relay resets up itself when
+// the next hop fails), or errCanceled on a raw link.
+func (n *Node) endRequest(up net.Conn, req *route.Request, out *outcome, start time.Time) (clean bool, err error) {
+	if out.err != nil {
+		ys, mux := up.(*yamux.Stream)
+		out.canceled = errors.Is(out.err, errCanceled) || (mux && ys.ResetByPeer())
+	}
 	n.logRequest(req, out, time.Since(start))
 	// An error under an OK status stopped the exchange part way; an error
 	// status was answered in full.
@@ -222,9 +236,16 @@ func (n *Node) hopFailed(up net.Conn, index int, next string, err error) outcome
 // logRequest writes the one line per request.
 func (n *Node) logRequest(req *route.Request, out *outcome, d time.Duration) {
 	level := slog.LevelInfo
-	if out.err != nil || out.status != route.StatusOK {
+	switch {
+	case out.canceled:
+		// A client may cancel any request: not a failure of this node or
+		// the ones after it, so not a warning.
+		if n.cfg.NoRequestLog {
+			return
+		}
+	case out.err != nil || out.status != route.StatusOK:
 		level = slog.LevelWarn
-	} else if n.cfg.NoRequestLog {
+	case n.cfg.NoRequestLog:
 		return
 	}
 	if !n.cfg.Logger.Enabled(n.ctx, level) {
@@ -252,6 +273,9 @@ func (n *Node) logRequest(req *route.Request, out *outcome, d time.Duration) {
 	}
 	if out.abandoned {
 		attrs = append(attrs, slog.Bool("abandoned", true))
+	}
+	if out.canceled {
+		attrs = append(attrs, slog.Bool("canceled", true))
 	}
 	if out.err != nil {
 		attrs = append(attrs, slog.String("err", out.err.Error()))

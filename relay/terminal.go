@@ -156,14 +156,22 @@ func (n *Node) serveGet(s net.Conn, req *route.Request, name string, fail failFu
 	// by writeIdle and copyIdle, which renew them before every chunk. A
 	// mux client cancels by resetting its stream, which fails the writes
 	// below at once, and may have sent its FIN with the request.
-	stop := func() {}
+	var watch *cancelWatch
 	if _, mux := s.(*yamux.Stream); !mux {
-		stop = watchCancel(s, func() { s.Close() })
+		watch = watchCancel(s, func() { s.Close() })
 	}
 	// sendBody stops the watch before the trailer: once the client has the
 	// trailer it may send its next request on a raw link, and the watch
 	// must not eat that request's first byte.
-	out.bytes, out.err = n.sendBody(s, &obj, off, stop)
+	canceled := false
+	out.bytes, out.err = n.sendBody(s, &obj, off, func(failed bool) {
+		if watch != nil {
+			canceled = watch.stop(failed)
+		}
+	})
+	if out.err != nil && canceled {
+		out.err = fmt.Errorf("%w: %w", errCanceled, out.err)
+	}
 	return out
 }
 
@@ -226,22 +234,52 @@ func (n *Node) knownDigest(obj *cache.Object) ([32]byte, bool) {
 	return [32]byte{}, false
 }
 
+// cancelWatch watches a raw link whose peer must send nothing while an
+// answer goes out to it: the peer's close, or anything it sends, is the
+// client's cancel.
+type cancelWatch struct {
+	s        net.Conn
+	done     chan struct{}
+	canceled bool // set before done is closed
+}
+
+// cancelGrace is how long stop waits, once the answer failed, for the
+// watch to see the peer's close for itself. The failed write and the
+// watch's read see the same close; without the wait the deadline stop
+// sets may win, and the client's cancel would be logged as a failure.
+const cancelGrace = 50 * time.Millisecond
+
 // watchCancel reads from s, whose peer must send nothing meanwhile, and
-// calls abort if the peer closes (or breaks the rule). The returned func
-// stops the watch and waits for it.
-func watchCancel(s net.Conn, abort func()) (stop func()) {
-	done := make(chan struct{})
+// calls abort if the peer closes (or breaks the rule), until stop.
+func watchCancel(s net.Conn, abort func()) *cancelWatch {
+	w := &cancelWatch{s: s, done: make(chan struct{})}
 	go func() {
-		defer close(done)
+		defer close(w.done)
 		var b [1]byte
 		if _, err := s.Read(b[:]); !isTimeout(err) {
+			w.canceled = true
 			abort()
 		}
 	}()
-	return func() {
-		s.SetReadDeadline(time.Now())
-		<-done
+	return w
+}
+
+// stop ends the watch and waits for it, after up to cancelGrace for the
+// peer's close when the answer failed. It reports whether the peer
+// canceled.
+func (w *cancelWatch) stop(failed bool) bool {
+	if failed {
+		t := time.NewTimer(cancelGrace)
+		defer t.Stop()
+		select {
+		case <-w.done:
+			return w.canceled
+		case <-t.C:
+		}
 	}
+	w.s.SetReadDeadline(time.Now())
+	<-w.done
+	return w.canceled
 }
 
 // trailerBufs pools trailer frames, so a hit allocates nothing.
@@ -257,8 +295,8 @@ var trailerBufs = newBufPool(route.FrameHeaderLen + 2*(2+route.MaxDigest))
 // the trailer is sent only after all of them.
 //
 // beforeTrailer, if not nil, is called once, after the bytes and before the
-// trailer, whether or not sending the bytes failed.
-func (n *Node) sendBody(w io.Writer, obj *cache.Object, off int64, beforeTrailer func()) (int64, error) {
+// trailer, with whether sending the bytes failed.
+func (n *Node) sendBody(w io.Writer, obj *cache.Object, off int64, beforeTrailer func(failed bool)) (int64, error) {
 	tr := route.Trailer{HasCRC32C: true, HasSHA256: true}
 	var sent int64
 	var err error
@@ -277,7 +315,7 @@ func (n *Node) sendBody(w io.Writer, obj *cache.Object, off int64, beforeTrailer
 		sent, err = n.sendFile(w, obj, off, &tr)
 	}
 	if beforeTrailer != nil {
-		beforeTrailer()
+		beforeTrailer(err != nil)
 	}
 	if err != nil {
 		return sent, fmt.Errorf("send %s: %w", obj.Name, err)

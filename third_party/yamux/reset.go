@@ -35,6 +35,15 @@ func (s *Stream) Reset() error {
 	return s.session.sendRST(s.id)
 }
 
+// ResetByPeer reports whether the stream was reset by its peer (a RST
+// received) before this side reset it: for relaychain, that the client
+// canceled the request, where a reset of this side's own is a failure.
+func (s *Stream) ResetByPeer() bool {
+	s.stateLock.Lock()
+	defer s.stateLock.Unlock()
+	return s.peerReset
+}
+
 // ResetWith makes a reset of s by its peer also reset dst, from the
 // session's receive loop. A relay sets it from the client's stream to the
 // next hop's, so that a cancel travels on at once even while nothing reads

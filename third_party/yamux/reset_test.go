@@ -31,7 +31,8 @@ func rcWantReset(t *testing.T, st *Stream, who string) {
 }
 
 // TestRelaychain_Reset resets a stream: both sides' reads and writes fail
-// with ErrConnectionReset and both sessions forget the stream; a stream
+// with ErrConnectionReset and both sessions forget the stream, and only
+// the peer's stream says it was reset by its peer (ResetByPeer); a stream
 // opened lazily and reset before it sent anything never reaches the peer.
 func TestRelaychain_Reset(t *testing.T) {
 	a, b := rcPair(t, rcConf())
@@ -51,6 +52,9 @@ func TestRelaychain_Reset(t *testing.T) {
 	rcWantReset(t, st, "resetting side")
 	if _, err := st.Write([]byte("y")); !errors.Is(err, ErrConnectionReset) {
 		t.Errorf("write after Reset: got %v, want ErrConnectionReset", err)
+	}
+	if !peer.ResetByPeer() || st.ResetByPeer() {
+		t.Errorf("ResetByPeer: peer %v, resetting side %v; want true, false", peer.ResetByPeer(), st.ResetByPeer())
 	}
 	rcEventually(t, 5*time.Second, "both sessions forget the stream", func() bool {
 		return a.NumStreams() == 0 && b.NumStreams() == 0

@@ -81,6 +81,10 @@ type Stream struct {
 	controlHdr     header
 	controlHdrLock sync.Mutex
 	controlBuf     [headerSize]byte
+	// peerReset says the reset came from the peer's RST, not from this
+	// side (relaychain patch, reset.go: ResetByPeer; under stateLock).
+	// Here it fills the padding after controlBuf.
+	peerReset bool
 
 	sendHdr  header
 	sendLock sync.Mutex
@@ -786,6 +790,9 @@ func (s *Stream) processFlags(flags uint16) error {
 		}
 	}
 	if flags&flagRST == flagRST {
+		if s.state != streamReset {
+			s.peerReset = true
+		}
 		s.state = streamReset
 		closeStream = true
 		s.notifyWaiting()
