@@ -112,17 +112,8 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = DefaultDialTimeout
 	}
-	if cfg.StreamWindow == 0 {
-		cfg.StreamWindow = DefaultStreamWindow
-	}
-	if cfg.StreamWindowMax == 0 {
-		cfg.StreamWindowMax = DefaultStreamWindowMax
-	}
-	if cfg.StreamWindowMax > maxStreamWindow {
-		return nil, fmt.Errorf("client: stream window max %d: must be at most 1 GiB", cfg.StreamWindowMax)
-	}
-	if cfg.WindowBudget == 0 {
-		cfg.WindowBudget = DefaultWindowBudget
+	if err := streamWindows(&cfg.StreamWindow, &cfg.StreamWindowMax, &cfg.WindowBudget); err != nil {
+		return nil, fmt.Errorf("client: %w", err)
 	}
 	if cfg.RawThreshold <= 0 {
 		cfg.RawThreshold = DefaultRawThreshold

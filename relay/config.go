@@ -98,8 +98,30 @@ const (
 	DefaultMaxLinks          = 1024
 )
 
-// maxStreamWindow bounds the window a stream may grow to.
-const maxStreamWindow = 1 << 30
+// minStreamWindow is the smallest window a stream may start with (yamux's
+// initial window), and maxStreamWindow bounds the window it may grow to.
+const minStreamWindow, maxStreamWindow = 256 << 10, 1 << 30
+
+// streamWindows fills in the defaults of a node's or a client's window
+// settings (Config, ClientConfig) and checks them.
+func streamWindows(window, windowMax *uint32, budget *int64) error {
+	if *window == 0 {
+		*window = DefaultStreamWindow
+	}
+	if *windowMax == 0 {
+		*windowMax = DefaultStreamWindowMax
+	}
+	if *budget == 0 {
+		*budget = DefaultWindowBudget
+	}
+	switch {
+	case *window < minStreamWindow:
+		return fmt.Errorf("stream window %d: must be at least 256 KiB", *window)
+	case *windowMax > maxStreamWindow:
+		return fmt.Errorf("stream window max %d: must be at most 1 GiB", *windowMax)
+	}
+	return nil
+}
 
 // DefaultConfig returns a relay-only configuration with every default set.
 func DefaultConfig() Config {
@@ -137,15 +159,6 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Linger == 0 {
 		c.Linger = d.Linger
 	}
-	if c.StreamWindow == 0 {
-		c.StreamWindow = d.StreamWindow
-	}
-	if c.StreamWindowMax == 0 {
-		c.StreamWindowMax = d.StreamWindowMax
-	}
-	if c.WindowBudget == 0 {
-		c.WindowBudget = d.WindowBudget
-	}
 	if c.MaxStreamsPerLink == 0 {
 		c.MaxStreamsPerLink = d.MaxStreamsPerLink
 	}
@@ -161,15 +174,14 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if err := streamWindows(&c.StreamWindow, &c.StreamWindowMax, &c.WindowBudget); err != nil {
+		return c, err
+	}
 	switch {
 	case c.MaxHops < 1 || c.MaxHops > route.HardMaxHops:
 		return c, fmt.Errorf("max-hops %d: must be 1..%d", c.MaxHops, route.HardMaxHops)
 	case c.HeaderTimeout < 0 || c.DialTimeout < 0 || c.Linger < 0 || c.IdleTimeout < 0:
 		return c, fmt.Errorf("timeouts must be positive")
-	case c.StreamWindow < 256<<10:
-		return c, fmt.Errorf("stream window %d: must be at least 256 KiB", c.StreamWindow)
-	case c.StreamWindowMax > maxStreamWindow:
-		return c, fmt.Errorf("stream window max %d: must be at most 1 GiB", c.StreamWindowMax)
 	case c.MaxStreamsPerLink < 1 || c.MaxStreams < 1 || c.MaxLinks < 1:
 		return c, fmt.Errorf("stream and link limits must be at least 1")
 	}

@@ -30,44 +30,46 @@ func newPool(d *dialer, ycfg *yamux.Config) *pool {
 	return &pool{d: d, ycfg: ycfg, hops: make(map[string]*sessionSet)}
 }
 
-// open returns a new stream to addr over one of its pooled sessions.
-func (p *pool) open(ctx context.Context, addr string) (net.Conn, error) {
+// hop returns the sessions to addr, made first when create is set, or nil
+// when the pool is closed or (without create) has none.
+func (p *pool) hop(addr string, create bool) *sessionSet {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.closed {
-		p.mu.Unlock()
-		return nil, errClosed
+		return nil
 	}
 	ss := p.hops[addr]
-	if ss == nil {
+	if ss == nil && create {
 		ss = &sessionSet{dial: func(ctx context.Context) (*yamux.Session, error) {
 			return dialSession(ctx, p.d, addr, p.ycfg)
 		}}
 		p.hops[addr] = ss
 	}
-	p.mu.Unlock()
+	return ss
+}
+
+// open returns a new stream to addr over one of its pooled sessions.
+func (p *pool) open(ctx context.Context, addr string) (net.Conn, error) {
+	ss := p.hop(addr, true)
+	if ss == nil {
+		return nil, errClosed
+	}
 	return ss.open(ctx)
 }
 
 // tryOpen returns a new stream to addr when a pooled session has room and
 // nothing has to wait for it, else nil (see sessionSet.tryOpen).
 func (p *pool) tryOpen(addr string) *yamux.Stream {
-	p.mu.Lock()
-	ss := p.hops[addr]
-	closed := p.closed
-	p.mu.Unlock()
-	if closed || ss == nil {
-		return nil
+	if ss := p.hop(addr, false); ss != nil {
+		return ss.tryOpen()
 	}
-	return ss.tryOpen()
+	return nil
 }
 
 // done tells the pool that a stream to addr has ended, so that sessions a
 // burst opened and no longer needs are closed.
 func (p *pool) done(addr string) {
-	p.mu.Lock()
-	ss := p.hops[addr]
-	p.mu.Unlock()
-	if ss != nil {
+	if ss := p.hop(addr, false); ss != nil {
 		ss.streamDone()
 	}
 }

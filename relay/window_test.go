@@ -72,7 +72,7 @@ func TestMuxWindowGrowth(t *testing.T) {
 
 // StreamWindowMax and WindowBudget: growth is on by default, off with a
 // negative budget or a max at the start window, and a max above 1 GiB is
-// refused.
+// refused, as is a start window below 256 KiB, by nodes and clients alike.
 func TestWindowGrowthConfig(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -85,10 +85,19 @@ func TestWindowGrowthConfig(t *testing.T) {
 		{"max at the window", Config{StreamWindow: 4 << 20, StreamWindowMax: 4 << 20}, false, ""},
 		{"max below the window", Config{StreamWindow: 4 << 20, StreamWindowMax: 1 << 20}, false, ""},
 		{"max too large", Config{StreamWindowMax: 1<<30 + 1}, false, "at most 1 GiB"},
+		{"window too small", Config{StreamWindow: 128 << 10}, false, "at least 256 KiB"},
 	}
-	if _, err := NewClient(ClientConfig{Route: []string{"127.0.0.1:1"}, StreamWindowMax: 1<<30 + 1}); err == nil ||
-		!strings.Contains(err.Error(), "at most 1 GiB") {
-		t.Errorf("client with a 1 GiB + 1 window max: got %v, want an error", err)
+	for _, bad := range []struct {
+		cfg  ClientConfig
+		want string
+	}{
+		{ClientConfig{StreamWindowMax: 1<<30 + 1}, "at most 1 GiB"},
+		{ClientConfig{StreamWindow: 128 << 10}, "at least 256 KiB"},
+	} {
+		bad.cfg.Route = []string{"127.0.0.1:1"}
+		if _, err := NewClient(bad.cfg); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("client with windows %d..%d: got %v, want an error with %q", bad.cfg.StreamWindow, bad.cfg.StreamWindowMax, err, bad.want)
+		}
 	}
 	for _, tc := range cases {
 		cfg, err := tc.cfg.withDefaults()
