@@ -26,10 +26,13 @@ var inlineBufs = newBufPool(inlineMax)
 // forward's does. So a relayed request costs no goroutine and no thread
 // wake-up for one. Under load, the requests that one read of the link
 // brought go on to the next hop together, in one write, with the frames
-// the receive loop passes on to it (the patched yamux's cork). It reports
-// whether it took the request; when it did not, nothing was read from up,
-// and the caller serves the stream as before (serveStream). end gets the
-// request's error once it is over.
+// the receive loop passes on to it (the patched yamux's cork). A relay
+// request that must wait (for a session with room, or for a busy link) is
+// queued for one of the hop's few queue workers (pool.queue), which serve
+// it as serveStream does. It reports whether it took the request; when it
+// did not (not a relay request, or not all queued yet), nothing was read
+// from up, and the caller serves the stream as before (serveStream). end
+// gets the request's error once it is over.
 //
 // It is done for every request it can take, however many are in flight.
 // Before the cork it was done up to 8 streams in flight only: above, one
@@ -63,9 +66,14 @@ func (n *Node) serveInline(up *yamux.Stream, answered func(), end func(error)) b
 		return false
 	}
 	frame = append(frame, b[k-br.Len():]...)
+	// Forwarded by a goroutine, when it cannot be done here: one of the
+	// hop's queue workers, rather than one per request.
+	queued := func() bool {
+		return n.pool.queue(next, func() { n.serveStream(up, answered, end) })
+	}
 	down := n.pool.tryOpen(next)
 	if down == nil {
-		return false
+		return queued()
 	}
 	// A client that has nothing more to send closed its side with the
 	// request: the FIN goes on in the same frame. (Its bytes are all in
@@ -75,7 +83,7 @@ func (n *Node) serveInline(up *yamux.Stream, answered func(), end func(error)) b
 		// Nothing sent: the stream is unknown to the next hop.
 		down.Reset()
 		n.pool.done(next)
-		return false
+		return queued()
 	}
 	up.Read(b) // takes what was peeked; no wait, and no window update yet
 	n.inlined.Add(1)

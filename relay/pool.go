@@ -66,6 +66,18 @@ func (p *pool) tryOpen(addr string) *yamux.Stream {
 	return nil
 }
 
+// queue runs fn on one of the goroutines that do addr's queued work
+// (sessionSet.queue), and reports false, having done nothing, when the
+// pool is closed. It never waits.
+func (p *pool) queue(addr string, fn func()) bool {
+	ss := p.hop(addr, true)
+	if ss == nil {
+		return false
+	}
+	ss.queue(fn)
+	return true
+}
+
 // done tells the pool that a stream to addr has ended, so that sessions a
 // burst opened and no longer needs are closed.
 func (p *pool) done(addr string) {

@@ -127,3 +127,76 @@ func TestSessionSet_TryOpenAtFullHop(t *testing.T) {
 			n, most, sessionsPerHop, streamsPerSession+1)
 	}
 }
+
+// TestSessionSet_QueueBoundsWorkers queues more work for a hop than it has
+// queue workers, all of it waiting: at most queueWorkers run at once, the
+// first ones queued first; all of it runs once released, and the workers
+// then end.
+func TestSessionSet_QueueBoundsWorkers(t *testing.T) {
+	const jobs = 5 * queueWorkers
+	ss := &sessionSet{}
+	release := make(chan struct{})
+	var mu sync.Mutex
+	running, most := 0, 0
+	var started []int
+	var done sync.WaitGroup
+	done.Add(jobs)
+	for i := range jobs {
+		ss.queue(func() {
+			defer done.Done()
+			mu.Lock()
+			running++
+			most = max(most, running)
+			started = append(started, i)
+			mu.Unlock()
+			<-release
+			mu.Lock()
+			running--
+			mu.Unlock()
+		})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := running
+		mu.Unlock()
+		if n == queueWorkers {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d jobs running after 10s, want %d", n, queueWorkers)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // room for a worker too many to show
+	mu.Lock()
+	first := append([]int(nil), started...)
+	mu.Unlock()
+	for _, i := range first {
+		if i >= queueWorkers {
+			t.Errorf("job %d started while the first %d held every worker: %v", i, queueWorkers, first)
+		}
+	}
+	close(release)
+	finished := make(chan struct{})
+	go func() { done.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(10 * time.Second):
+		t.Fatal("queued jobs still not done 10s after the release")
+	}
+	if most > queueWorkers {
+		t.Errorf("%d jobs ran at once, want at most %d", most, queueWorkers)
+	}
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		ss.qmu.Lock()
+		w, q := ss.workers, len(ss.queued)
+		ss.qmu.Unlock()
+		if w == 0 && q == 0 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("%d workers and %d jobs left 10s after all ran", w, q)
+		}
+	}
+}
