@@ -55,7 +55,7 @@ const queueWorkers = 128
 // A relay queues here the requests its receive loops cannot forward
 // without a wait (no session with room, or the link busy), which each
 // took a goroutine of their own before. A burst of 10,000 streams to one
-// hop had about 9,800 goroutines at once, whose structs (4.4 MiB) the Go
+// hop had about 9,600 goroutines at once, whose structs (4.4 MiB) the Go
 // runtime never frees; the queue costs a func value per waiting request.
 func (ss *sessionSet) queue(fn func()) {
 	ss.qmu.Lock()
