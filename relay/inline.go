@@ -28,11 +28,12 @@ var inlineBufs = newBufPool(inlineMax)
 // brought go on to the next hop together, in one write, with the frames
 // the receive loop passes on to it (the patched yamux's cork). A relay
 // request that must wait (for a session with room, or for a busy link) is
-// queued for one of the hop's few queue workers (pool.queue), which serve
-// it as serveStream does. It reports whether it took the request; when it
-// did not (not a relay request, or not all queued yet), nothing was read
-// from up, and the caller serves the stream as before (serveStream). end
-// gets the request's error once it is over.
+// queued for one of the hop's queue workers (pool.queue, at most 128),
+// which serve it as serveStream does. It reports whether it took the
+// request; when it did not (not a relay request, or not all of it
+// received yet), nothing was read from up, and the caller serves the
+// stream as before (serveStream). end gets the request's error once it is
+// over.
 //
 // It is done for every request it can take, however many are in flight.
 // Before the cork it was done up to 8 streams in flight only: above, one
