@@ -142,7 +142,8 @@ func yamuxConfig(window, windowMax uint32, budget int64, idle time.Duration) *ya
 	// the ACK can ride on the first frame each way (patched yamux).
 	y.LazyOpen = true
 	// acceptStreams' handler never waits for a write (it serves a
-	// request inline with calls that never wait, or starts a goroutine),
+	// request inline with calls that never wait, or hands it to a
+	// goroutine: its own, or a hop's queue worker),
 	// so the requests it forwards join the frames the receive loop
 	// batches for the same next hop (patched yamux, cork.go).
 	y.HandlerNeverWaits = true

@@ -127,7 +127,7 @@ func (ss *sessionSet) open(ctx context.Context) (net.Conn, error) {
 func (ss *sessionSet) tryOpen() *yamux.Stream {
 	ss.mu.Lock()
 	best, live := ss.lightest()
-	if ss.closed || best == nil || (ss.load(best) >= streamsPerSession && live < sessionsPerHop) {
+	if ss.closed || best == nil || !ss.takes(best, live) {
 		ss.mu.Unlock()
 		return nil
 	}
@@ -151,7 +151,7 @@ func (ss *sessionSet) pick(ctx context.Context) (*yamux.Session, error) {
 			return nil, errClosed
 		}
 		best := ss.leastLoaded()
-		if best != nil && (ss.load(best) < streamsPerSession || len(ss.sessions) >= sessionsPerHop) {
+		if best != nil && ss.takes(best, len(ss.sessions)) {
 			ss.take(best)
 			ss.mu.Unlock()
 			return best, nil
@@ -195,6 +195,13 @@ func (ss *sessionSet) pick(ctx context.Context) (*yamux.Session, error) {
 		ss.mu.Unlock()
 		return s, nil
 	}
+}
+
+// takes reports whether best, the least loaded of live sessions, takes
+// the next stream rather than a new session: when it has room, or the
+// hop has all its sessions. ss.mu must be held.
+func (ss *sessionSet) takes(best *yamux.Session, live int) bool {
+	return ss.load(best) < streamsPerSession || live >= sessionsPerHop
 }
 
 // load is the streams of s, open or being opened. ss.mu must be held.

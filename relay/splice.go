@@ -26,20 +26,20 @@ var copyBufs, muxCopyBufs = newBufPool(copyBufSize), newBufPool(muxCopyBufSize)
 
 // copyBuffered is io.CopyBuffer with a pooled buffer.
 func copyBuffered(dst io.Writer, src io.Reader) (int64, error) {
-	return copyPooled(dst, src, copyBufs, copyBufSize)
+	return copyPooled(dst, src, copyBufs)
 }
 
 // copyToMux is copyBuffered with muxCopyBufSize reads, for a copy into a
 // yamux stream.
 func copyToMux(dst io.Writer, src io.Reader) (int64, error) {
-	return copyPooled(dst, src, muxCopyBufs, muxCopyBufSize)
+	return copyPooled(dst, src, muxCopyBufs)
 }
 
-// copyPooled is io.CopyBuffer with a buffer of size bytes from pool.
-func copyPooled(dst io.Writer, src io.Reader, pool *bufPool, size int) (int64, error) {
+// copyPooled is io.CopyBuffer with a whole buffer from pool.
+func copyPooled(dst io.Writer, src io.Reader, pool *bufPool) (int64, error) {
 	bp := pool.get()
 	defer pool.put(bp)
-	return io.CopyBuffer(dst, src, (*bp)[:size])
+	return io.CopyBuffer(dst, src, (*bp)[:cap(*bp)])
 }
 
 // writeClose writes p to c and half-closes c (the peer reads EOF, and c
