@@ -61,7 +61,9 @@ func newFrameReader(conn io.Reader, rc syscall.RawConn) frameReader {
 	if rc == nil {
 		return bufio.NewReader(conn)
 	}
-	return &sockReader{rc: rc, conn: conn}
+	b := &sockReader{rc: rc, conn: conn}
+	b.tryRead = b.tryReadFD
+	return b
 }
 
 // sockReader buffers reads of a bare socket in a pooled buffer it holds
@@ -74,6 +76,11 @@ type sockReader struct {
 	pool *sync.Pool // buf's
 	r, w int
 	bulk bool // the last read went straight to the caller
+	// tryRead is fill's callback for rc.Read (b.tryReadFD), made once:
+	// a closure made per fill, with the variables it sets, cost about 80
+	// bytes of garbage per read of the socket. rerr is its read's error.
+	tryRead func(fd uintptr) bool
+	rerr    error
 }
 
 // Buffered returns how many bytes can be read without a read of the
@@ -116,39 +123,41 @@ func (b *sockReader) Read(p []byte) (int, error) {
 
 // fill reads what the socket has into a pooled buffer, waiting until it
 // has something. The buffer is taken only when the socket is readable.
+// Nothing is buffered when it is called.
 func (b *sockReader) fill() error {
-	pool := readBufs
+	b.pool = readBufs
 	if b.bulk {
-		pool = bulkBufs
+		b.pool = bulkBufs
 	}
 	b.bulk = false
-	var (
-		n    int
-		rerr error
-		bp   *[]byte
-	)
-	err := b.rc.Read(func(fd uintptr) bool {
-		bp = pool.Get().(*[]byte)
-		n, rerr = readOnce(fd, *bp)
-		if errors.Is(rerr, syscall.EAGAIN) {
-			pool.Put(bp)
-			bp = nil
-			return false // park until the socket is readable
-		}
-		return true
-	})
-	if err == nil && rerr != nil {
-		err = &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", rerr)}
+	b.r, b.w, b.rerr = 0, 0, nil
+	err := b.rc.Read(b.tryRead)
+	if err == nil && b.rerr != nil {
+		err = &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", b.rerr)}
 	}
-	if err == nil && n == 0 {
+	if err == nil && b.w == 0 {
 		err = io.EOF
 	}
 	if err != nil {
-		if bp != nil {
-			pool.Put(bp)
+		if b.buf != nil {
+			b.pool.Put(b.buf)
 		}
+		b.buf, b.pool, b.w, b.rerr = nil, nil, 0, nil
 		return err
 	}
-	b.buf, b.pool, b.r, b.w = bp, pool, 0, n
 	return nil
+}
+
+// tryReadFD is fill's read of the socket, tried from the poller's
+// callback: it takes a buffer from b.pool and reads into it, or puts the
+// buffer back and asks to wait when the socket has nothing.
+func (b *sockReader) tryReadFD(fd uintptr) bool {
+	b.buf = b.pool.Get().(*[]byte)
+	b.w, b.rerr = readOnce(fd, *b.buf)
+	if errors.Is(b.rerr, syscall.EAGAIN) {
+		b.pool.Put(b.buf)
+		b.buf, b.w, b.rerr = nil, 0, nil
+		return false // park until the socket is readable
+	}
+	return true
 }
