@@ -43,6 +43,25 @@ func ReadFrame(r io.Reader, buf []byte) (FrameType, []byte, error) {
 	return FrameType(hdr[0]), buf, nil
 }
 
+// SplitFrame takes the frame at the start of p, which holds bytes already
+// received: its type, its payload (a slice of p) and the bytes after it.
+// It allocates nothing. When p holds less than the whole frame the error
+// wraps io.ErrUnexpectedEOF; a length over MaxFrame is ErrTooLarge, as
+// from ReadFrame.
+func SplitFrame(p []byte) (t FrameType, payload, rest []byte, err error) {
+	if len(p) < FrameHeaderLen {
+		return 0, nil, nil, fmt.Errorf("frame header in %d bytes: %w", len(p), io.ErrUnexpectedEOF)
+	}
+	n := binary.BigEndian.Uint32(p[1:FrameHeaderLen])
+	if n > MaxFrame {
+		return 0, nil, nil, fmt.Errorf("frame of %d bytes (max %d): %w", n, MaxFrame, ErrTooLarge)
+	}
+	if end := FrameHeaderLen + int(n); end <= len(p) {
+		return FrameType(p[0]), p[FrameHeaderLen:end], p[end:], nil
+	}
+	return 0, nil, nil, fmt.Errorf("frame of %d bytes in %d: %w", n, len(p)-FrameHeaderLen, io.ErrUnexpectedEOF)
+}
+
 // readTyped reads a frame and checks that it is of type want.
 func readTyped(r io.Reader, want FrameType, buf []byte) ([]byte, error) {
 	t, p, err := ReadFrame(r, buf)

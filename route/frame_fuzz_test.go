@@ -262,6 +262,32 @@ func frameLen(b []byte) int {
 	return FrameHeaderLen + int(uint32(b[1])<<24|uint32(b[2])<<16|uint32(b[3])<<8|uint32(b[4]))
 }
 
+// checkSplit checks SplitFrame of b against what ReadFrame read from the
+// same bytes (typ, p, err): the same frame and the bytes after it, or an
+// error of the same kind, and no allocation but its error.
+func checkSplit(t *testing.T, b []byte, typ FrameType, p []byte, err error) {
+	t.Helper()
+	var styp FrameType
+	var sp, rest []byte
+	var serr error
+	checkAlloc(t, "SplitFrame", allocSlack, func() {
+		styp, sp, rest, serr = SplitFrame(b)
+	})
+	switch {
+	case err != nil:
+		if serr == nil {
+			t.Fatalf("SplitFrame took a frame where ReadFrame failed (%v)", err)
+		}
+		if errors.Is(serr, ErrTooLarge) != errors.Is(err, ErrTooLarge) || !errors.Is(serr, ErrTooLarge) && !errors.Is(serr, io.ErrUnexpectedEOF) {
+			t.Fatalf("SplitFrame error %v, ReadFrame's %v", serr, err)
+		}
+	case serr != nil:
+		t.Fatalf("SplitFrame: %v, where ReadFrame read a frame", serr)
+	case styp != typ || !bytes.Equal(sp, p) || len(rest) != len(b)-FrameHeaderLen-len(p):
+		t.Fatalf("SplitFrame: type %d, %d-byte payload, %d after; ReadFrame: type %d, %d-byte payload", styp, len(sp), len(rest), typ, len(p))
+	}
+}
+
 // fuzzMaxList is the listing cap FuzzReadFrame reads with.
 const fuzzMaxList = 1000
 
@@ -288,7 +314,8 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add(AppendFrameHeader(nil, FrameRequest, MaxFrame+1))
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 1, 2, 3})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		// Frame after frame: each read takes exactly the announced frame.
+		// Frame after frame: each read takes exactly the announced frame,
+		// and SplitFrame of the same bytes agrees with it.
 		r := bytes.NewReader(data)
 		for {
 			off := len(data) - r.Len()
@@ -298,6 +325,7 @@ func FuzzReadFrame(f *testing.F) {
 			checkAlloc(t, "ReadFrame", allocSlack+MaxFrame, func() {
 				typ, p, err = ReadFrame(r, nil)
 			})
+			checkSplit(t, data[off:], typ, p, err)
 			if err != nil {
 				if !streamEnd(err) {
 					t.Fatalf("ReadFrame at %d: unexpected error %v", off, err)

@@ -405,6 +405,33 @@ func TestRequestRoundTrip(t *testing.T) {
 	}
 }
 
+// TestSplitFrame checks SplitFrame on a request followed by a START, as a
+// relay finds them in a stream's received bytes: the frame, what follows
+// it, no allocation, and the errors for a cut or oversized frame.
+func TestSplitFrame(t *testing.T) {
+	req := Request{Op: OpGet, Route: hops(3), Name: "a.txt"}
+	frame, err := req.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := AppendStart(append([]byte(nil), frame...), 7)
+	typ, p, rest, err := SplitFrame(b)
+	if err != nil || typ != FrameRequest || !bytes.Equal(p, frame[FrameHeaderLen:]) || !bytes.Equal(rest, b[len(frame):]) {
+		t.Fatalf("SplitFrame = %d, %d-byte payload, %d after, %v; want the request and the START after it", typ, len(p), len(rest), err)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _, _, _, _ = SplitFrame(b) }); allocs != 0 {
+		t.Fatalf("SplitFrame made %.1f allocations, want 0", allocs)
+	}
+	for _, cut := range []int{0, 1, FrameHeaderLen - 1, FrameHeaderLen, len(frame) - 1} {
+		if _, _, _, err := SplitFrame(frame[:cut]); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("SplitFrame of %d of %d bytes: %v, want io.ErrUnexpectedEOF", cut, len(frame), err)
+		}
+	}
+	if _, _, _, err := SplitFrame(AppendFrameHeader(nil, FrameRequest, MaxFrame+1)); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("SplitFrame of a frame over MaxFrame: %v, want ErrTooLarge", err)
+	}
+}
+
 func TestRequestAppendErrors(t *testing.T) {
 	tests := []struct {
 		name string
