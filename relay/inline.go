@@ -1,7 +1,8 @@
 package relay
 
 import (
-	"bytes"
+	"fmt"
+	"io"
 	"time"
 
 	"github.com/relaychain/relaychain/third_party/yamux"
@@ -29,11 +30,11 @@ var inlineBufs = newBufPool(inlineMax)
 // the receive loop passes on to it (the patched yamux's cork). A relay
 // request that must wait (for a session with room, or for a busy link) is
 // queued for one of the hop's queue workers (pool.queue, at most 128),
-// which serve it as serveStream does. It reports whether it took the
-// request; when it did not (not a relay request, or not all of it
-// received yet), nothing was read from up, and the caller serves the
-// stream as before (serveStream). end gets the request's error once it is
-// over.
+// which forwards it as forward does, without reading or building it again
+// (decodedRequest). It reports whether it took the request; when it did
+// not (not a relay request, or not all of it received yet), nothing was
+// read from up, and the caller serves the stream as before (serveStream).
+// end gets the request's error once it is over.
 //
 // It is done for every request it can take, however many are in flight.
 // Before the cork it was done up to 8 streams in flight only: above, one
@@ -51,8 +52,13 @@ func (n *Node) serveInline(up *yamux.Stream, answered func(), end func(error)) b
 	defer inlineBufs.put(bp)
 	b := (*bp)[:k]
 	up.Peek(b)
-	br := bytes.NewReader(b)
-	req, err := route.ReadRequest(br, n.cfg.MaxHops)
+	// The request is decoded from the peeked bytes in place (SplitFrame),
+	// which costs no reader and no copy of its payload.
+	typ, p, rest, err := route.SplitFrame(b)
+	if err != nil || typ != route.FrameRequest {
+		return false // the goroutine reads it, and refuses it
+	}
+	req, err := route.DecodeRequest(p, n.cfg.MaxHops)
 	if err != nil || len(req.Route) < 2 {
 		return false // a terminal request, or one the goroutine refuses
 	}
@@ -66,15 +72,15 @@ func (n *Node) serveInline(up *yamux.Stream, answered func(), end func(error)) b
 	if err != nil {
 		return false
 	}
-	frame = append(frame, b[k-br.Len():]...)
-	// Forwarded by a goroutine, when it cannot be done here: one of the
-	// hop's queue workers, rather than one per request.
-	queued := func() bool {
-		return n.pool.queue(next, func() { n.serveStream(up, answered, end) })
-	}
+	frame = append(frame, rest...)
+	// One allocation for what forwarding it needs from here on, whether
+	// here or from a queue worker.
+	q := &decodedRequest{n: n, up: up, req: req, frame: frame, k: k, start: start, answered: answered, end: end}
 	down := n.pool.tryOpen(next)
 	if down == nil {
-		return queued()
+		// Forwarded by a goroutine, as it cannot be done here: one of the
+		// hop's queue workers, rather than one per request.
+		return n.pool.queue(next, q.serve)
 	}
 	// A client that has nothing more to send closed its side with the
 	// request: the FIN goes on in the same frame. (Its bytes are all in
@@ -84,13 +90,52 @@ func (n *Node) serveInline(up *yamux.Stream, answered func(), end func(error)) b
 		// Nothing sent: the stream is unknown to the next hop.
 		down.Reset()
 		n.pool.done(next)
-		return queued()
+		return n.pool.queue(next, q.serve)
 	}
-	up.Read(b) // takes what was peeked; no wait, and no window update yet
+	up.Read(b)    // takes what was peeked; no wait, and no window update yet
+	q.frame = nil // the session holds what it has yet to write
 	n.inlined.Add(1)
-	n.relayTo(up, down, next, requestDone, answered, func(out outcome) {
-		_, err := n.endRequest(up, &req, &out, start)
-		end(err)
-	})
+	n.relayTo(up, down, next, requestDone, answered, q.finish)
 	return true
+}
+
+// decodedRequest is a relay request that serveInline decoded from up: req
+// is the request, frame the forwarded request it built, followed by what
+// the client sent after it, and k the bytes of both on up (peeked there).
+// A queue worker forwards it (serve) when serveInline cannot; finish ends
+// it either way.
+type decodedRequest struct {
+	n        *Node
+	up       *yamux.Stream
+	req      route.Request
+	frame    []byte
+	k        int
+	start    time.Time
+	answered func()
+	end      func(error)
+}
+
+// serve takes the request's bytes off up, where they are still queued,
+// and forwards it as forward does (forwardFrame).
+func (q *decodedRequest) serve() {
+	bp := inlineBufs.get()
+	_, err := io.ReadFull(q.up, (*bp)[:q.k])
+	inlineBufs.put(bp)
+	if err != nil {
+		// Reset by the client while queued: nobody to answer.
+		q.up.Close()
+		q.finish(outcome{role: "relay", err: fmt.Errorf("read the request: %w", err), broken: true})
+		return
+	}
+	fwd := q.req.Next()
+	if out, detached := q.n.forwardFrame(q.up, fwd.Route[0], fwd.Depth, q.frame, q.answered, q.finish); !detached {
+		q.up.Close()
+		q.finish(out)
+	}
+}
+
+// finish logs the request once it is over, and ends it.
+func (q *decodedRequest) finish(out outcome) {
+	_, err := q.n.endRequest(q.up, &q.req, &out, q.start)
+	q.end(err)
 }

@@ -2,10 +2,13 @@ package relay
 
 import (
 	"context"
+	"crypto/sha256"
 	"io"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/relaychain/relaychain/route"
 )
 
 // inlined returns how many relayed requests each relay of nodes served on
@@ -168,5 +171,63 @@ func TestInlineCancel(t *testing.T) {
 		if recs := l.requests(big.Name); len(recs) != 1 {
 			t.Errorf("relay %d: got %d request lines, want 1", i, len(recs))
 		}
+	}
+}
+
+// TestInlineSplitRequest: a request whose frame reaches a relay in two
+// parts is not served on the receive loop, which sees only the first part,
+// but by a goroutine (serveStream, then forward, which reads the rest),
+// and the file comes through whole; the next whole request on the warm
+// link is inline again.
+func TestInlineSplitRequest(t *testing.T) {
+	t.Parallel()
+	root, files := sharedFiles(t)
+	nodes, rt := chain(t, 1, terminalConfig(root))
+	relay := nodes[0]
+	ctx := testCtx(t, time.Minute)
+	c := newClient(t, ClientConfig{Route: rt, Transport: TransportMux})
+	f := files[sizeName(300_000)]
+	checkGet(t, ctx, c, f) // dials the next hop
+
+	req := route.Request{Op: route.OpGet, Route: rt, Name: f.Name}
+	frame, err := req.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame = route.AppendStart(frame, 0)
+	st, err := rawLink(t, relay.Addr).OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	st.SetDeadline(time.Now().Add(30 * time.Second))
+	before := relay.inlined.Load()
+	if _, err := st.Write(frame[:3]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the first part is in, alone
+	if _, err := st.WriteClose(frame[3:]); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := route.ReadResponse(st)
+	if err != nil || resp.Status != route.StatusOK || resp.Size != f.Size {
+		t.Fatalf("split request: got %v %q, size %d, err %v; want ok, size %d", resp.Status, resp.Message, resp.Size, err, f.Size)
+	}
+	body := make([]byte, f.Size)
+	if _, err := io.ReadFull(st, body); err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	if sha256.Sum256(body) != f.Sum {
+		t.Fatal("the body differs from the file")
+	}
+	if _, err := route.ReadTrailer(st); err != nil {
+		t.Fatalf("read trailer: %v", err)
+	}
+	if got := relay.inlined.Load(); got != before {
+		t.Errorf("inlined went from %d to %d for a request that came in two parts, want no change", before, got)
+	}
+	checkGet(t, ctx, c, f)
+	if got := relay.inlined.Load(); got != before+1 {
+		t.Errorf("inlined %d after a whole request on the warm link, want %d", got, before+1)
 	}
 }

@@ -152,36 +152,44 @@ func writeFrame(s net.Conn, timeout time.Duration, appendTo func([]byte) []byte)
 // the next hop cannot be used it answers with a status that names that
 // hop, and returns that outcome.
 func (n *Node) forward(up *yamux.Stream, req *route.Request, answered func(), finish func(outcome)) (out outcome, detached bool) {
-	out = outcome{role: "relay"}
 	fwd := req.Next()
-	next, index := fwd.Route[0], fwd.Depth
+	frame, err := fwd.Append(nil)
+	if err != nil {
+		return n.hopFailed(up, fwd.Depth, fwd.Route[0], err), false
+	}
+	return n.forwardFrame(up, fwd.Route[0], fwd.Depth, frame, answered, finish)
+}
+
+// forwardFrame is forward once the forwarded request is built: frame holds
+// it, and what the client sent after the request that has been taken off
+// up; what is still queued on up goes with it (appendQueued). next is the
+// next hop, index its place in the route.
+func (n *Node) forwardFrame(up *yamux.Stream, next string, index int, frame []byte, answered func(), finish func(outcome)) (out outcome, detached bool) {
 	conn, err := n.pool.open(n.ctx, next)
 	if err != nil {
 		return n.hopFailed(up, index, next, err), false
 	}
 	down := conn.(*yamux.Stream) // the pool's sessions are yamux ones
-	frame, err := fwd.Append(nil)
-	requestDone := false
-	if err == nil {
-		if frame, err = appendQueued(frame, up); err != nil {
-			// The client's side failed, not the next hop: nobody to answer.
-			down.Reset()
-			out.err, out.broken = err, true
-			return out, false
-		}
-		down.SetWriteDeadline(time.Now().Add(n.cfg.HeaderTimeout))
-		// A client that has nothing more to send closed its side with the
-		// request: the FIN goes on in the same frame, and the request
-		// direction is over.
-		if requestDone = up.PeerClosed(); requestDone {
-			_, err = down.WriteClose(frame)
-		} else {
-			_, err = down.Write(frame)
-		}
-		down.SetWriteDeadline(time.Time{})
+	if frame, err = appendQueued(frame, up); err != nil {
+		// The client's side failed, not the next hop: nobody to answer.
+		down.Reset()
+		n.pool.done(next)
+		return outcome{role: "relay", err: err, broken: true}, false
 	}
+	down.SetWriteDeadline(time.Now().Add(n.cfg.HeaderTimeout))
+	// A client that has nothing more to send closed its side with the
+	// request: the FIN goes on in the same frame, and the request
+	// direction is over.
+	requestDone := up.PeerClosed()
+	if requestDone {
+		_, err = down.WriteClose(frame)
+	} else {
+		_, err = down.Write(frame)
+	}
+	down.SetWriteDeadline(time.Time{})
 	if err != nil {
 		down.Reset()
+		n.pool.done(next)
 		return n.hopFailed(up, index, next, err), false
 	}
 	n.relayTo(up, down, next, requestDone, answered, finish)
