@@ -47,6 +47,14 @@ type Node struct {
 	active   inflight       // requests in progress
 	links    atomic.Int64
 	streams  atomic.Int64 // mux streams in progress, over all links
+	// bursts watches streams for the end of a burst, which
+	// releaseAfterBursts looks for every releaseEvery (release.go), from
+	// the first Serve until Close; release gives the memory back.
+	bursts       burstWatch
+	releaseEvery time.Duration
+	release      func(min uint64) bool
+	startRelease sync.Once
+	background   sync.WaitGroup
 	// inlined counts the relayed requests served on a receive loop
 	// (serveInline).
 	inlined atomic.Int64
@@ -67,6 +75,9 @@ func New(cfg Config) (*Node, error) {
 		allow:   allow,
 		ycfg:    yamuxConfig(cfg.StreamWindow, cfg.StreamWindowMax, cfg.WindowBudget, cfg.IdleTimeout),
 		closers: map[io.Closer]struct{}{},
+
+		releaseEvery: releaseTick,
+		release:      releaseMemory,
 	}
 	d := newDialer(allow, cfg.DialTimeout, cfg.TLS)
 	n.pool = newPool(d, n.ycfg)
@@ -118,6 +129,14 @@ func (n *Node) Serve(ln net.Listener) error {
 		return errClosed
 	}
 	defer n.untrack(ln)
+	n.startRelease.Do(func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if !n.closed { // else Close may be waiting for background already
+			n.background.Add(1)
+			go n.releaseAfterBursts(n.release)
+		}
+	})
 	var delay time.Duration
 	for {
 		conn, err := ln.Accept()
@@ -256,6 +275,7 @@ func (n *Node) acceptStreams(sess *yamux.Session) error {
 		var total int64
 		if !overLink {
 			total = n.streams.Add(1)
+			n.bursts.opened(total)
 		}
 		if overLink {
 			go func() {
@@ -379,6 +399,7 @@ func (n *Node) Close() error {
 	n.pool.close()
 	n.rawPool.close()
 	n.handlers.Wait()
+	n.background.Wait()
 	if n.cache != nil {
 		st := n.cache.Stats()
 		n.cfg.Logger.Info("cache stats", "hits", st.Hits, "misses", st.Misses,
