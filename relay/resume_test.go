@@ -52,24 +52,26 @@ func newResumeSetup(t *testing.T, cacheSize int64) *resumeSetup {
 	return s
 }
 
-// lastSent returns the bytes the terminal logged for its latest request.
+// lastSent returns the bytes the terminal logged for the latest request
+// that succeeded: the one after the interrupted one, whose log line (an
+// error, the client's cancel) may come after it on a loaded machine.
 func (s *resumeSetup) lastSent(t *testing.T) int64 {
 	t.Helper()
 	// The terminal logs a request once its handler returns, a moment
 	// after the client has the trailer.
-	deadline := time.Now().Add(5 * time.Second)
-	var recs []map[string]string
+	deadline := time.Now().Add(10 * time.Second)
 	for {
-		recs = s.term.requests(resumeName)
-		if len(recs) > 0 && recs[len(recs)-1]["err"] == "" || time.Now().After(deadline) {
-			break
+		recs := s.term.requests(resumeName)
+		for i := len(recs) - 1; i >= 0; i-- {
+			if recs[i]["err"] == "" {
+				return loggedBytes(t, recs[i])
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the terminal logged no request for %s that succeeded (%d logged)", resumeName, len(recs))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if len(recs) == 0 {
-		t.Fatalf("the terminal logged no request for %s", resumeName)
-	}
-	return loggedBytes(t, recs[len(recs)-1])
 }
 
 // cancelAfter writes to w and, once at least after bytes went through,
