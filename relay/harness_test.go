@@ -498,6 +498,13 @@ const (
 // yamux client session over it, closed by Cleanup.
 func rawLink(t testing.TB, addr string) *yamux.Session {
 	t.Helper()
+	return rawLinkWith(t, addr, nil)
+}
+
+// rawLinkWith is rawLink with the session's config changed by set, if not
+// nil.
+func rawLinkWith(t testing.TB, addr string, set func(*yamux.Config)) *yamux.Session {
+	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -519,6 +526,9 @@ func rawLink(t testing.TB, addr string) *yamux.Session {
 	conn.SetDeadline(time.Time{})
 	ycfg := yamux.DefaultConfig()
 	ycfg.LogOutput = io.Discard
+	if set != nil {
+		set(ycfg)
+	}
 	sess, err := yamux.Client(conn, ycfg)
 	if err != nil {
 		conn.Close()

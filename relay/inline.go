@@ -30,8 +30,8 @@ var inlineBufs = newBufPool(inlineMax)
 // the receive loop passes on to it (the patched yamux's cork). A relay
 // request that must wait (for a session with room, or for a busy link) is
 // queued for one of the hop's queue workers (pool.queue, at most 128),
-// which forwards it as forward does, without reading or building it again
-// (decodedRequest). It reports whether it took the request; when it did
+// which forwards it as forward does, without decoding or building it
+// again (decodedRequest). It reports whether it took the request; when it did
 // not (not a relay request, or not all of it received yet), nothing was
 // read from up, and the caller serves the stream as before (serveStream).
 // end gets the request's error once it is over.
@@ -73,8 +73,8 @@ func (n *Node) serveInline(up *yamux.Stream, answered func(), end func(error)) b
 		return false
 	}
 	frame = append(frame, rest...)
-	// One allocation for what forwarding it needs from here on, whether
-	// here or from a queue worker.
+	// What forwarding it needs from here on, in one struct, whether here
+	// or from a queue worker.
 	q := &decodedRequest{n: n, up: up, req: req, frame: frame, k: k, start: start, answered: answered, end: end}
 	down := n.pool.tryOpen(next)
 	if down == nil {
@@ -93,7 +93,7 @@ func (n *Node) serveInline(up *yamux.Stream, answered func(), end func(error)) b
 		return n.pool.queue(next, q.serve)
 	}
 	up.Read(b)    // takes what was peeked; no wait, and no window update yet
-	q.frame = nil // the session holds what it has yet to write
+	q.frame = nil // sent or copied by the session; q lives as long as the splice
 	n.inlined.Add(1)
 	n.relayTo(up, down, next, requestDone, answered, q.finish)
 	return true
@@ -128,7 +128,9 @@ func (q *decodedRequest) serve() {
 		return
 	}
 	fwd := q.req.Next()
-	if out, detached := q.n.forwardFrame(q.up, fwd.Route[0], fwd.Depth, q.frame, q.answered, q.finish); !detached {
+	frame := q.frame
+	q.frame = nil // q lives as long as the splice
+	if out, detached := q.n.forwardFrame(q.up, fwd.Route[0], fwd.Depth, frame, q.answered, q.finish); !detached {
 		q.up.Close()
 		q.finish(out)
 	}

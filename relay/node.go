@@ -49,9 +49,11 @@ type Node struct {
 	streams  atomic.Int64 // mux streams in progress, over all links
 	// bursts watches streams for the end of a burst, which
 	// releaseAfterBursts looks for every releaseEvery (release.go), from
-	// the first Serve until Close; release gives the memory back.
+	// the first Serve until Close; release gives the memory back, at most
+	// once per releaseGap in the process.
 	bursts       burstWatch
 	releaseEvery time.Duration
+	releaseGap   time.Duration
 	release      func(min uint64) bool
 	startRelease sync.Once
 	background   sync.WaitGroup
@@ -77,6 +79,7 @@ func New(cfg Config) (*Node, error) {
 		closers: map[io.Closer]struct{}{},
 
 		releaseEvery: releaseTick,
+		releaseGap:   releaseGap,
 		release:      releaseMemory,
 	}
 	d := newDialer(allow, cfg.DialTimeout, cfg.TLS)
@@ -388,6 +391,7 @@ func (n *Node) Close() error {
 	if n.closed {
 		n.mu.Unlock()
 		n.handlers.Wait()
+		n.background.Wait()
 		return nil
 	}
 	n.closed = true

@@ -17,19 +17,29 @@ import (
 // outlive one GC (sync.Pool's victim cache), and the scavenger gives
 // pages back to the OS a little at a time. A relay that had held 10,000
 // stalled streams still had 2,555 MiB of RSS 5 s after they all ended
-// (BENCHMARKS.md). So every releaseTick a serving node looks at its streams in
-// flight: once they are down to a quarter of the most it had since the
-// last look that released (at least releaseStreams), and the heap holds
-// at least releaseMin, it runs a GC and then debug.FreeOSMemory (a second
-// GC, which frees the pooled chunks, and the return of all free pages).
+// (BENCHMARKS.md). So every releaseTick a serving node looks at its
+// streams in flight: once they are down to a quarter of their high-water
+// mark since the last burst ended (a mark of at least releaseStreams), and
+// the heap holds at least releaseMin, it runs a GC and then
+// debug.FreeOSMemory (a second GC, which frees the pooled chunks, and the
+// return of all free pages). The heap is the process's, which a large
+// cache or other nodes in the same process also fill, so a process
+// releases at most once per releaseGap: a burst that ends sooner after
+// the last release waits for the gap.
 
 // Release thresholds: a burst is at least releaseStreams streams in
-// flight, and a release is worth its two GCs from releaseMin of heap.
+// flight, a release is worth its two GCs from releaseMin of heap, and one
+// process releases at most once per releaseGap.
 const (
 	releaseTick    = 2 * time.Second
 	releaseStreams = 256
 	releaseMin     = 256 << 20
+	releaseGap     = 30 * time.Second
 )
+
+// lastRelease is when this process last released memory (Unix
+// nanoseconds; releaseMemory), over all its nodes.
+var lastRelease atomic.Int64
 
 // burstWatch tracks the high-water mark of a node's streams in flight.
 type burstWatch struct {
@@ -57,21 +67,29 @@ func (b *burstWatch) over(cur int64) bool {
 }
 
 // releaseAfterBursts gives the memory of a burst back once it has ended,
-// looking every n.releaseEvery, until the node is closed. release does it
-// when the heap holds at least releaseMin (releaseMemory; tests count
-// calls instead).
+// looking every n.releaseEvery, until the node is closed; a burst that
+// ends less than n.releaseGap after the process's last release waits for
+// it. release does it when the heap holds at least releaseMin
+// (releaseMemory; tests count calls instead).
 func (n *Node) releaseAfterBursts(release func(min uint64) bool) {
 	defer n.background.Done()
 	t := time.NewTicker(n.releaseEvery)
 	defer t.Stop()
+	pending := false
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
 		}
-		if n.bursts.over(n.streams.Load()) && release(releaseMin) {
-			n.cfg.Logger.Debug("gave back the memory of a burst of streams")
+		if n.bursts.over(n.streams.Load()) {
+			pending = true
+		}
+		if pending && time.Now().UnixNano()-lastRelease.Load() >= int64(n.releaseGap) {
+			pending = false
+			if release(releaseMin) {
+				n.cfg.Logger.Debug("gave back the memory of a burst of streams")
+			}
 		}
 	}
 }
@@ -102,6 +120,7 @@ func releaseMemory(min uint64) bool {
 	if held < min {
 		return false
 	}
+	lastRelease.Store(time.Now().UnixNano())
 	runtime.GC()         // pooled chunks move to their pools' victim caches
 	debug.FreeOSMemory() // collects them, and returns the free pages
 	return true

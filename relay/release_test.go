@@ -51,7 +51,7 @@ func TestReleaseAfterBurst(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls := make(chan uint64, 16)
-	n.releaseEvery = 20 * time.Millisecond
+	n.releaseEvery, n.releaseGap = 20*time.Millisecond, 0
 	n.release = func(min uint64) bool { calls <- min; return true }
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

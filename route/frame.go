@@ -45,9 +45,10 @@ func ReadFrame(r io.Reader, buf []byte) (FrameType, []byte, error) {
 
 // SplitFrame takes the frame at the start of p, which holds bytes already
 // received: its type, its payload (a slice of p) and the bytes after it.
-// It allocates nothing. When p holds less than the whole frame the error
-// wraps io.ErrUnexpectedEOF; a length over MaxFrame is ErrTooLarge, as
-// from ReadFrame.
+// It allocates nothing. When p holds less than the whole frame (or is
+// empty, where ReadFrame would return io.EOF) the error wraps
+// io.ErrUnexpectedEOF; a length over MaxFrame is ErrTooLarge, as from
+// ReadFrame.
 func SplitFrame(p []byte) (t FrameType, payload, rest []byte, err error) {
 	if len(p) < FrameHeaderLen {
 		return 0, nil, nil, fmt.Errorf("frame header in %d bytes: %w", len(p), io.ErrUnexpectedEOF)
