@@ -19,8 +19,10 @@ import (
 // stalled streams still had 2,555 MiB of RSS 5 s after they all ended
 // (BENCHMARKS.md). So every releaseTick a serving node looks at its
 // streams in flight: once they are down to a quarter of their high-water
-// mark since the last burst ended (a mark of at least releaseStreams), and
-// the heap holds at least releaseMin, it runs a GC and then
+// mark since the last burst ended (a mark of at least releaseStreams) and
+// have stopped falling since the last look (a burst that takes seconds to
+// end is released once, at its end), and the heap holds at least
+// releaseMin, it runs a GC and then
 // debug.FreeOSMemory (a second GC, which frees the pooled chunks, and the
 // return of all free pages). The heap is the process's, which a large
 // cache or other nodes in the same process also fill, so a process
@@ -31,7 +33,7 @@ import (
 // flight, a release is worth its two GCs from releaseMin of heap, and one
 // process releases at most once per releaseGap.
 const (
-	releaseTick    = 2 * time.Second
+	releaseTick    = 500 * time.Millisecond
 	releaseStreams = 256
 	releaseMin     = 256 << 20
 	releaseGap     = 30 * time.Second
@@ -76,15 +78,18 @@ func (n *Node) releaseAfterBursts(release func(min uint64) bool) {
 	t := time.NewTicker(n.releaseEvery)
 	defer t.Stop()
 	pending := false
+	prev := int64(0)
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
 		}
-		if n.bursts.over(n.streams.Load()) {
+		cur := n.streams.Load()
+		if cur >= prev && n.bursts.over(cur) { // not still falling
 			pending = true
 		}
+		prev = cur
 		if pending && time.Now().UnixNano()-lastRelease.Load() >= int64(n.releaseGap) {
 			pending = false
 			if release(releaseMin) {
