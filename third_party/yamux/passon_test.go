@@ -177,6 +177,15 @@ func TestRelaychain_PassOn_StalledNextHop(t *testing.T) {
 
 	var total int64
 	relayed := rcRelay(x, y, 0, &total)
+	// rcRelay sets the pass-on from a goroutine: a frame that came before
+	// would be queued, and with y stalled the queue never drains, so no
+	// later frame could be passed on (it failed so in 1 of 40 runs beside
+	// other packages' tests, under -race).
+	rcEventually(t, 5*time.Second, "pass-on set", func() bool {
+		x.recvLock.Lock()
+		defer x.recvLock.Unlock()
+		return x.passTo != nil
+	})
 	piece := make([]byte, 32<<10)
 	wrote := rcAsync(func() error {
 		for i := 0; i < 64; i++ { // 2 MiB, within the half window passOn allows
