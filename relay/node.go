@@ -137,7 +137,7 @@ func (n *Node) Serve(ln net.Listener) error {
 		defer n.mu.Unlock()
 		if !n.closed { // else Close may be waiting for background already
 			n.background.Add(1)
-			go n.releaseAfterBursts(n.release)
+			go n.releaseAfterBursts()
 		}
 	})
 	var delay time.Duration

@@ -45,7 +45,7 @@ var lastRelease atomic.Int64
 
 // burstWatch tracks the high-water mark of a node's streams in flight.
 type burstWatch struct {
-	high atomic.Int64 // the most streams in flight since the last release
+	high atomic.Int64 // the most streams in flight since the last burst ended
 }
 
 // opened notes that total streams are in flight.
@@ -71,9 +71,9 @@ func (b *burstWatch) over(cur int64) bool {
 // releaseAfterBursts gives the memory of a burst back once it has ended,
 // looking every n.releaseEvery, until the node is closed; a burst that
 // ends less than n.releaseGap after the process's last release waits for
-// it. release does it when the heap holds at least releaseMin
+// it. n.release does it when the heap holds at least releaseMin
 // (releaseMemory; tests count calls instead).
-func (n *Node) releaseAfterBursts(release func(min uint64) bool) {
+func (n *Node) releaseAfterBursts() {
 	defer n.background.Done()
 	t := time.NewTicker(n.releaseEvery)
 	defer t.Stop()
@@ -92,7 +92,7 @@ func (n *Node) releaseAfterBursts(release func(min uint64) bool) {
 		prev = cur
 		if pending && time.Now().UnixNano()-lastRelease.Load() >= int64(n.releaseGap) {
 			pending = false
-			if release(releaseMin) {
+			if n.release(releaseMin) {
 				n.cfg.Logger.Debug("gave back the memory of a burst of streams")
 			}
 		}
