@@ -60,6 +60,9 @@ type Node struct {
 	// inlined counts the relayed requests served on a receive loop
 	// (serveInline).
 	inlined atomic.Int64
+	// run starts the tasks of requests (serveStream, and the runners of
+	// relayed streams through ycfg.Go) on pooled goroutines.
+	run runners
 }
 
 // New returns a node configured by cfg. It opens Root, if any.
@@ -82,6 +85,7 @@ func New(cfg Config) (*Node, error) {
 		releaseGap:   releaseGap,
 		release:      releaseMemory,
 	}
+	n.ycfg.Go = n.run.start
 	d := newDialer(allow, cfg.DialTimeout, cfg.TLS)
 	n.pool = newPool(d, n.ycfg)
 	n.rawPool = newRawPool(d)
@@ -312,7 +316,7 @@ func (n *Node) acceptStreams(sess *yamux.Session) error {
 			return
 		}
 		if !n.serveInline(st, release, end) {
-			go n.serveStream(st, release, end)
+			n.run.start(func() { n.serveStream(st, release, end) })
 		}
 	})
 	if dropped.Load() {
@@ -404,6 +408,9 @@ func (n *Node) Close() error {
 	n.rawPool.close()
 	n.handlers.Wait()
 	n.background.Wait()
+	if err := n.run.close(runnersStop); err != nil {
+		n.cfg.Logger.Warn("close", "err", err)
+	}
 	if n.cache != nil {
 		st := n.cache.Stats()
 		n.cfg.Logger.Info("cache stats", "hits", st.Hits, "misses", st.Misses,

@@ -80,6 +80,14 @@ type Config struct {
 	// share, and given back when the stream closes (growth.go).
 	WindowGrowth *WindowBudget
 
+	// Go (relaychain patch), when not nil, starts the goroutines that
+	// move a Relay's frames (relay.go) in place of a go statement. A
+	// Relay starts one whenever it has frames to move and none is
+	// running, many per stream, and such a goroutine grows its stack
+	// from the smallest size each time: a pool of goroutines that keep
+	// their stacks saves that. Go must not wait, and must run f.
+	Go func(f func())
+
 	// Logger is used to pass in the logger to be used. Either Logger or
 	// LogOutput can be set, not both.
 	Logger Logger

@@ -88,10 +88,15 @@ func (s *Stream) kickRelay() {
 	s.relayTo.Load().kick()
 }
 
-// kick starts a runner unless one is running or r is nil.
+// kick starts a runner unless one is running or r is nil, on the
+// goroutines of Config.Go when it is set.
 func (r *relayRun) kick() {
 	if r != nil && r.pending.Add(1) == 1 {
-		go r.run()
+		if start := r.src.session.config.Go; start != nil {
+			start(r.run)
+		} else {
+			go r.run()
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -313,5 +314,39 @@ func TestRelaychain_Relay_DestinationSessionEnds(t *testing.T) {
 		if d := time.Since(start); d > 4*time.Second {
 			t.Fatalf("finAfter=%v: ended after %v (%v), not at once", finAfter, d, err)
 		}
+	}
+}
+
+// TestRelaychain_Relay_ConfigGo relays a stream through a hop whose
+// sessions have Config.Go set: the Relay's runners start through it, and
+// the bytes still arrive whole and in order.
+func TestRelaychain_Relay_ConfigGo(t *testing.T) {
+	var started atomic.Int64
+	conf := rcConf(func(c *Config) {
+		c.Go = func(f func()) {
+			started.Add(1)
+			go f()
+		}
+	})
+	h := rcHopOver(t, testConnTCP, conf)
+	data := rcData(2<<20, 12)
+	up := rcOpen(t, h.a)
+	sent := rcAsync(func() error { return rcSendMixed(up, data, 6) })
+	x := rcAccept(t, h.ra)
+	y := rcOpen(t, h.rb)
+	var total int64
+	relayed := rcRelayAsync(x, y, time.Minute, &total)
+	got := rcReadAll(t, rcAccept(t, h.b), 30*time.Second)
+	if err := rcAwait(t, sent, 10*time.Second, "send"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if err := rcAwait(t, relayed, 10*time.Second, "Relay"); err != nil {
+		t.Fatalf("Relay: %v", err)
+	}
+	if !bytes.Equal(got, data) || total != int64(len(data)) {
+		t.Fatalf("got %d bytes (Relay counted %d), want the %d sent, in order", len(got), total, len(data))
+	}
+	if started.Load() == 0 {
+		t.Fatal("no runner started through Config.Go")
 	}
 }

@@ -1,0 +1,101 @@
+package relay
+
+import (
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/panjf2000/ants/v2"
+)
+
+// Pooled goroutines for the short tasks of every request: serving a stream
+// at the terminal, and moving a relayed stream's frames (yamux's
+// Config.Go). A new goroutine starts with the smallest stack and grows it
+// by copying, several times for these tasks: at 64 concurrent small GETs
+// that was 12% of a relay's CPU and 20% of the terminal's (BENCHMARKS.md,
+// "Goroutines that keep their stacks"). A pooled goroutine keeps its grown
+// stack from one task to the next.
+const (
+	// maxRunners bounds the pooled goroutines of a node, idle or busy; a
+	// task beyond them gets a goroutine of its own. It bounds the stacks
+	// that idle runners hold.
+	maxRunners = 64
+	// runnerIdle is how long a runner may wait for a task before it
+	// exits, freeing its stack; the pool looks every runnerIdle, so an
+	// idle runner is gone within twice that.
+	runnerIdle = 2 * time.Second
+	// runnersStop bounds how long Close waits for busy runners to finish
+	// once every link is closed.
+	runnersStop = 5 * time.Second
+)
+
+// ants starts a default pool when it is imported, with two goroutines
+// that wake twice a second for the life of the process. relaychain does not
+// use it: stop it (as gnet, by the author of ants, does).
+func init() { ants.Release() }
+
+// runners starts a node's tasks on pooled goroutines (ants), from the
+// first task until Close, and on goroutines of their own when the pool is
+// full or closed.
+type runners struct {
+	mu     sync.Mutex
+	pool   *ants.Pool // nil before the first task and after close
+	closed bool
+}
+
+// start runs f on a pooled goroutine, or on a new one. It never waits.
+func (r *runners) start(f func()) {
+	if p := r.get(); p == nil || p.Submit(f) != nil {
+		go f()
+	}
+}
+
+// get returns the pool, creating it on first use; nil once closed or if
+// it cannot be made.
+func (r *runners) get() *ants.Pool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pool == nil && !r.closed {
+		// A failure leaves pool nil: every task then gets its own
+		// goroutine, as before the pool.
+		r.pool, _ = ants.NewPool(maxRunners,
+			ants.WithNonblocking(true),
+			ants.WithExpiryDuration(runnerIdle),
+			ants.WithPanicHandler(repanic))
+	}
+	return r.pool
+}
+
+// close stops the pool: idle runners exit at once, busy ones after their
+// task, waited for up to timeout. Later tasks get goroutines of their own.
+func (r *runners) close(timeout time.Duration) error {
+	r.mu.Lock()
+	p := r.pool
+	r.pool, r.closed = nil, true
+	r.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	if err := p.ReleaseTimeout(timeout); err != nil {
+		return fmt.Errorf("stop pooled goroutines: %w", err)
+	}
+	return nil
+}
+
+// running returns the pool's goroutines, busy or idle (0 before the first
+// task and after close).
+func (r *runners) running() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pool == nil {
+		return 0
+	}
+	return r.pool.Running()
+}
+
+// repanic crashes the process on a task's panic, as a goroutine of its own
+// would, with the stack where it panicked (the pool recovers it first).
+func repanic(p any) {
+	panic(fmt.Sprintf("%v\n\ngoroutine stack at the panic:\n%s", p, debug.Stack()))
+}
