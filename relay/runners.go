@@ -2,7 +2,6 @@ package relay
 
 import (
 	"fmt"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -37,38 +36,58 @@ func init() { ants.Release() }
 
 // runners starts a node's tasks on pooled goroutines (ants), from the
 // first task until Close, and on goroutines of their own when the pool is
-// full or closed.
+// full or closed. While it exists the pool has two goroutines of its own,
+// which look for idle runners every runnerIdle and update its clock every
+// 500 ms.
 type runners struct {
-	mu     sync.Mutex
+	// mu is held for reading while a task is handed to the pool, and for
+	// writing to make or stop it, so that close never stops a pool in the
+	// middle of a hand-over (which would leave a runner it does not wait
+	// for).
+	mu     sync.RWMutex
 	pool   *ants.Pool // nil before the first task and after close
 	closed bool
 }
 
-// start runs f on a pooled goroutine, or on a new one. It never waits.
+// start runs f on a pooled goroutine, or on a new one. It never waits:
+// the pool does not block when it is full (Nonblocking).
 func (r *runners) start(f func()) {
-	if p := r.get(); p == nil || p.Submit(f) != nil {
-		go f()
+	r.mu.RLock()
+	p := r.pool
+	if p != nil {
+		err := p.Submit(f)
+		r.mu.RUnlock()
+		if err != nil { // full
+			go f()
+		}
+		return
 	}
+	r.mu.RUnlock()
+	if r.open() {
+		r.start(f)
+		return
+	}
+	go f()
 }
 
-// get returns the pool, creating it on first use; nil once closed or if
-// it cannot be made.
-func (r *runners) get() *ants.Pool {
+// open makes the pool unless it exists; it reports false once closed, or
+// if the pool cannot be made (every task then gets its own goroutine, as
+// before the pool).
+func (r *runners) open() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.pool == nil && !r.closed {
-		// A failure leaves pool nil: every task then gets its own
-		// goroutine, as before the pool.
 		r.pool, _ = ants.NewPool(maxRunners,
 			ants.WithNonblocking(true),
 			ants.WithExpiryDuration(runnerIdle),
 			ants.WithPanicHandler(repanic))
 	}
-	return r.pool
+	return r.pool != nil
 }
 
 // close stops the pool: idle runners exit at once, busy ones after their
-// task, waited for up to timeout. Later tasks get goroutines of their own.
+// task, waited for up to timeout. Tasks that got goroutines of their own
+// are not waited for. Later tasks get goroutines of their own.
 func (r *runners) close(timeout time.Duration) error {
 	r.mu.Lock()
 	p := r.pool
@@ -86,8 +105,8 @@ func (r *runners) close(timeout time.Duration) error {
 // running returns the pool's goroutines, busy or idle (0 before the first
 // task and after close).
 func (r *runners) running() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	if r.pool == nil {
 		return 0
 	}
@@ -95,7 +114,6 @@ func (r *runners) running() int {
 }
 
 // repanic crashes the process on a task's panic, as a goroutine of its own
-// would, with the stack where it panicked (the pool recovers it first).
-func repanic(p any) {
-	panic(fmt.Sprintf("%v\n\ngoroutine stack at the panic:\n%s", p, debug.Stack()))
-}
+// would: the pool recovers the panic and calls this on the panicking
+// goroutine, whose frames the crash's traceback then still shows.
+func repanic(p any) { panic(p) }

@@ -1,6 +1,9 @@
 package relay
 
 import (
+	"errors"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -21,10 +24,11 @@ func TestRunnersReuse(t *testing.T) {
 	if n := r.running(); n < 1 || n > 2 {
 		t.Fatalf("50 tasks one after another ran on %d pooled goroutines, want 1 or 2", n)
 	}
+	p := r.pool
 	if err := r.close(time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if n := r.running(); n != 0 {
+	if n := p.Running(); n != 0 {
 		t.Fatalf("%d pooled goroutines after close", n)
 	}
 }
@@ -65,8 +69,9 @@ func TestRunnersServeRequests(t *testing.T) {
 	root, files := sharedFiles(t)
 	nodes, rt := chain(t, 1, Config{Root: root})
 	c := newClient(t, ClientConfig{Route: rt, Transport: TransportMux, Verify: VerifyCRC32C})
-	// The medium file fills windows, so the relay's runners move it.
-	for _, size := range []int64{mediumSize, 64<<10 + 1, 1} {
+	// The medium file fills windows, so the relay's runners move it; it
+	// goes last, so that its runners are not yet idle long enough to exit.
+	for _, size := range []int64{1, 64<<10 + 1, mediumSize} {
 		checkGet(t, testCtx(t, 30*time.Second), c, files[sizeName(size)])
 	}
 	for i, n := range nodes {
@@ -76,22 +81,41 @@ func TestRunnersServeRequests(t *testing.T) {
 	}
 	c.Close()
 	for _, n := range nodes {
+		p := n.run.pool
 		n.Close()
-		if k := n.run.running(); k != 0 {
+		if k := p.Running(); k != 0 {
 			t.Errorf("%d pooled goroutines after Close", k)
 		}
 	}
 }
 
-// TestRepanic checks that a task's panic, which the pool recovers, is
-// raised again with the stack where it happened.
-func TestRepanic(t *testing.T) {
-	defer func() {
-		p := recover()
-		s, _ := p.(string)
-		if !strings.Contains(s, "boom") || !strings.Contains(s, "TestRepanic") {
-			t.Fatalf("repanic raised %q, want the value and the stack", s)
+// panicChildEnv makes the test binary run a panicking pooled task
+// (TestRunnerPanicCrashes).
+const panicChildEnv = "RELAY_TEST_PANIC_CHILD"
+
+// TestRunnerPanicCrashes runs a task that panics on a pooled goroutine in
+// a child process: the process crashes, as it would with a goroutine of
+// its own, and the crash shows the panic's value and the task's frame
+// (the pool recovers the panic first, and repanic raises it again).
+func TestRunnerPanicCrashes(t *testing.T) {
+	if os.Getenv(panicChildEnv) == "1" {
+		var r runners
+		r.start(panickingTask)
+		time.Sleep(10 * time.Second) // the crash ends the process first
+		os.Exit(0)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRunnerPanicCrashes$")
+	cmd.Env = append(os.Environ(), panicChildEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+		t.Fatalf("the child with a panicking task: %v, want a crash; output:\n%s", err, out)
+	}
+	for _, want := range []string{"panic: boom from a pooled task", "relay.panickingTask"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the crash does not show %q; output:\n%s", want, out)
 		}
-	}()
-	repanic("boom")
+	}
 }
+
+func panickingTask() { panic("boom from a pooled task") }
