@@ -31,10 +31,19 @@ func heapBytes(f func()) uint64 {
 // messages, the Route slice header, small buffers.
 const allocSlack = 8 << 10
 
-// checkAlloc fails if f allocates more than limit bytes.
+// checkAlloc fails if f allocates more than limit bytes. The count is the
+// process's, so other goroutines' allocations (the fuzzing engine's, while
+// it gathers coverage) can land in it: an input over the limit is measured
+// again, up to twice, and fails only if every count is over. f must give
+// the same result each time it runs (a reader it uses is rewound by f
+// itself), so what it allocates is the same each time.
 func checkAlloc(t *testing.T, what string, limit int, f func()) {
 	t.Helper()
-	if got := heapBytes(f); got > uint64(limit) {
+	got := heapBytes(f)
+	for retry := 0; retry < 2 && got > uint64(limit); retry++ {
+		got = min(got, heapBytes(f))
+	}
+	if got > uint64(limit) {
 		t.Fatalf("%s allocated %d bytes, limit %d", what, got, limit)
 	}
 }
@@ -323,6 +332,7 @@ func FuzzReadFrame(f *testing.F) {
 			var p []byte
 			var err error
 			checkAlloc(t, "ReadFrame", allocSlack+MaxFrame, func() {
+				r.Seek(int64(off), io.SeekStart)
 				typ, p, err = ReadFrame(r, nil)
 			})
 			checkSplit(t, data[off:], typ, p, err)
@@ -351,6 +361,7 @@ func FuzzReadFrame(f *testing.F) {
 			var v1 any
 			var err1 error
 			checkAlloc(t, rd.name, rd.limit(len(data)), func() {
+				whole.Reset(data)
 				v1, err1 = rd.read(whole)
 			})
 			used := len(data) - whole.Len()
