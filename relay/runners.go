@@ -49,31 +49,29 @@ type runners struct {
 	closed bool
 }
 
-// start runs f on a pooled goroutine, or on a new one. It never waits:
-// the pool does not block when it is full (Nonblocking).
+// start runs f on a pooled goroutine, or on a new one when the pool is
+// full (it does not block: Nonblocking), closed, or could not be made. The
+// first task makes the pool.
 func (r *runners) start(f func()) {
 	r.mu.RLock()
-	p := r.pool
-	if p != nil {
-		err := p.Submit(f)
+	if r.pool == nil && !r.closed {
 		r.mu.RUnlock()
-		if err != nil { // full
-			go f()
-		}
-		return
+		r.open()
+		r.mu.RLock()
+	}
+	err := ants.ErrPoolClosed
+	if r.pool != nil {
+		err = r.pool.Submit(f)
 	}
 	r.mu.RUnlock()
-	if r.open() {
-		r.start(f)
-		return
+	if err != nil {
+		go f()
 	}
-	go f()
 }
 
-// open makes the pool unless it exists; it reports false once closed, or
-// if the pool cannot be made (every task then gets its own goroutine, as
-// before the pool).
-func (r *runners) open() bool {
+// open makes the pool unless it exists or was closed. If it cannot be
+// made, every task gets a goroutine of its own, as before the pool.
+func (r *runners) open() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.pool == nil && !r.closed {
@@ -82,7 +80,6 @@ func (r *runners) open() bool {
 			ants.WithExpiryDuration(runnerIdle),
 			ants.WithPanicHandler(repanic))
 	}
-	return r.pool != nil
 }
 
 // close stops the pool: idle runners exit at once, busy ones after their
