@@ -42,6 +42,9 @@ type Node struct {
 	closers  map[io.Closer]struct{} // listeners, links and sessions
 	draining bool
 	closed   bool
+	// closeDone is closed when the first Close has done its work; a
+	// concurrent Close waits for it.
+	closeDone chan struct{}
 
 	handlers sync.WaitGroup // one per accepted connection
 	active   inflight       // requests in progress
@@ -80,6 +83,8 @@ func New(cfg Config) (*Node, error) {
 		allow:   allow,
 		ycfg:    yamuxConfig(cfg.StreamWindow, cfg.StreamWindowMax, cfg.WindowBudget, cfg.IdleTimeout),
 		closers: map[io.Closer]struct{}{},
+
+		closeDone: make(chan struct{}),
 
 		releaseEvery: releaseTick,
 		releaseGap:   releaseGap,
@@ -389,16 +394,18 @@ func (n *Node) flushLinks(ctx context.Context) {
 }
 
 // Close stops the node at once: it closes listeners, links and pooled
-// sessions, and waits for every handler to return. It is idempotent.
+// sessions, and waits for every handler to return and for the pooled
+// goroutines to stop. It is idempotent: a later or concurrent Close
+// returns nil once the first one is done.
 func (n *Node) Close() error {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
-		n.handlers.Wait()
-		n.background.Wait()
+		<-n.closeDone
 		return nil
 	}
 	n.closed = true
+	defer close(n.closeDone)
 	for c := range n.closers {
 		c.Close()
 	}

@@ -35,21 +35,27 @@ func TestRunnersReuse(t *testing.T) {
 
 // TestRunnersNeverWait fills the pool with tasks that block: one more task
 // still runs at once, on a goroutine of its own, and so does a task after
-// close. close waits for the busy tasks only up to its timeout.
+// close. close waits for the busy tasks only up to its timeout. A start
+// that waits fails the test rather than hanging it (returns).
 func TestRunnersNeverWait(t *testing.T) {
 	var r runners
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // also when the test fails: the blocked tasks end
 	var busy sync.WaitGroup
 	for range maxRunners {
 		busy.Add(1)
-		r.start(func() { busy.Done(); <-release })
+		returns(t, "start of a task on a pool with room", func() {
+			r.start(func() { busy.Done(); <-release })
+		})
 	}
-	busy.Wait()
+	returns(t, "the blocking tasks", busy.Wait)
 	if n := r.running(); n != maxRunners {
 		t.Fatalf("%d pooled goroutines for %d blocked tasks, want %d", n, maxRunners, maxRunners)
 	}
 	extra := make(chan struct{})
-	r.start(func() { close(extra) })
+	returns(t, "start with a full pool", func() { r.start(func() { close(extra) }) })
 	waitFor(t, extra, 5*time.Second, "a task beyond a full pool")
 
 	err := r.close(50 * time.Millisecond)
@@ -57,10 +63,22 @@ func TestRunnersNeverWait(t *testing.T) {
 		t.Fatalf("close with %d tasks blocked: got %v, want a timeout", maxRunners, err)
 	}
 	after := make(chan struct{})
-	r.start(func() { close(after) })
+	returns(t, "start after close", func() { r.start(func() { close(after) }) })
 	waitFor(t, after, 5*time.Second, "a task after close")
-	close(release)
+	unblock()
 	// The busy runners exit once their tasks end (goleak checks).
+}
+
+// returns fails t unless f returns within 5 s. f then goes on in the
+// background, and the goroutine leak check reports it.
+func returns(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	waitFor(t, done, 5*time.Second, what)
 }
 
 // TestRunnersServeRequests fetches files from a terminal over the mux and
@@ -119,3 +137,54 @@ func TestRunnerPanicCrashes(t *testing.T) {
 }
 
 func panickingTask() { panic("boom from a pooled task") }
+
+// TestCloseConcurrent closes a node twice at once while a pooled task is
+// busy: neither Close returns before the first has stopped the pool, which
+// waits for the task.
+func TestCloseConcurrent(t *testing.T) {
+	n, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	started := make(chan struct{})
+	n.run.start(func() { close(started); <-release })
+	waitFor(t, started, 5*time.Second, "the busy task")
+	n.run.mu.RLock()
+	p := n.run.pool
+	n.run.mu.RUnlock()
+
+	first, second := make(chan struct{}), make(chan struct{})
+	go func() { n.Close(); close(first) }()
+	// The first Close has begun once it has set closed, under mu.
+	for i := 0; !closingBegun(n); i++ {
+		if i == 5000 {
+			t.Fatal("the first Close did not begin within 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	go func() { n.Close(); close(second) }()
+	select {
+	case <-first:
+		t.Fatal("Close returned while a pooled task was busy")
+	case <-second:
+		t.Fatal("a concurrent Close returned before the first had stopped the pool")
+	case <-time.After(200 * time.Millisecond):
+	}
+	unblock()
+	waitFor(t, first, 10*time.Second, "the first Close")
+	waitFor(t, second, 5*time.Second, "the concurrent Close")
+	if k := p.Running(); k != 0 {
+		t.Fatalf("%d pooled goroutines after Close", k)
+	}
+}
+
+// closingBegun reports whether n's Close has begun.
+func closingBegun(n *Node) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.closed
+}
