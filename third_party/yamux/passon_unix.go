@@ -31,7 +31,7 @@ func writeOnce(rc syscall.RawConn, iov [][]byte) (int, error) {
 	var werr error
 	err := rc.Write(func(fd uintptr) bool {
 		for {
-			n, werr = unix.Writev(int(fd), iov)
+			n, werr = sysWritev(fd, iov)
 			if !errors.Is(werr, unix.EINTR) {
 				return true // one try: EAGAIN leaves the rest to writeRest
 			}
@@ -53,7 +53,7 @@ func writeOnce(rc syscall.RawConn, iov [][]byte) (int, error) {
 // the socket has nothing), retrying only on EINTR.
 func readOnce(fd uintptr, p []byte) (int, error) {
 	for {
-		n, err := unix.Read(int(fd), p)
+		n, err := sysRead(fd, p)
 		if !errors.Is(err, unix.EINTR) {
 			if n < 0 {
 				n = 0
