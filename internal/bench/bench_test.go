@@ -51,6 +51,8 @@ func TestShort(t *testing.T) {
 	}
 	if r.env.nginx == "" {
 		t.Log("nginx not installed: nginx rows skipped")
+	} else if md := rep.Markdown(3); !strings.Contains(md, "Go TCP relays p50") {
+		t.Errorf("report lacks the Go TCP relays of the extra-relay table:\n%s", md)
 	}
 	md := rep.Markdown(3)
 	for _, want := range []string{"### Machine", "### Goals", "### Bulk", "Go TCP chain (baseline)",

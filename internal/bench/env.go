@@ -279,19 +279,30 @@ func (e *env) goChain(ctx context.Context, n int, file string) (string, error) {
 		origin = p
 		e.goOrigins[file] = p
 	}
-	next := origin.addr
-	pids := []int{origin.pid()}
-	for i := n; i >= 1; i-- {
-		p, err := e.startRole(ctx, fmt.Sprintf("go-relay%d-of-%d", i, n), roleRelay, next)
-		if err != nil {
-			return "", err
-		}
-		next = p.addr
-		pids = append([]int{p.pid()}, pids...)
+	next, pids, err := e.goRelays(ctx, n, origin.addr, "go-relay")
+	if err != nil {
+		return "", err
 	}
 	e.goChains[goKey{n, file}] = next
-	e.goPids[goKey{n, file}] = pids
+	e.goPids[goKey{n, file}] = append(pids, origin.pid())
 	return next, nil
+}
+
+// goRelays starts n baseline Go TCP relays (io.Copy both ways) in front of
+// target, named name1-of-N..nameN-of-N from the first hop on, and returns
+// the first hop and their pids in that order.
+func (e *env) goRelays(ctx context.Context, n int, target, name string) (string, []int, error) {
+	next := target
+	pids := make([]int, n)
+	for i := n; i >= 1; i-- {
+		p, err := e.startRole(ctx, fmt.Sprintf("%s%d-of-%d", name, i, n), roleRelay, next)
+		if err != nil {
+			return "", nil, err
+		}
+		next = p.addr
+		pids[i-1] = p.pid()
+	}
+	return next, pids, nil
 }
 
 // socatChain returns the first hop of a chain of n socat relays in front of

@@ -117,12 +117,28 @@ from the page cache with sendfile and open_file_cache. Errors are summed over th
 	return e.extraRelayCost(ctx, rep, hit)
 }
 
-// extraRelayCost measures p50 at concurrency 1 through each chain length.
+// hopSystem is one chain of the extra-relay table: its GET through each
+// chain length, and the runs measured.
+type hopSystem struct {
+	name string
+	get  map[int]func(context.Context) error
+	runs map[int][]loadStats
+}
+
+// extraRelayCost measures p50 at concurrency 1 through each chain length:
+// relaychain, and with nginx, the nginx chain and a chain of baseline Go
+// TCP relays in front of the nginx origin (what a bare Go relay adds).
 func (e *env) extraRelayCost(ctx context.Context, rep *Report, hit *proc) error {
 	size := e.cfg.SmallSize
 	ns := slices.Sorted(slices.Values(e.cfg.Relays))
-	rc := map[int]func(context.Context) error{}
-	ng := map[int]func(context.Context) error{}
+	rc := &hopSystem{name: "relaychain", get: map[int]func(context.Context) error{}, runs: map[int][]loadStats{}}
+	systems := []*hopSystem{rc}
+	var ng, gr *hopSystem
+	if e.nginx != "" {
+		ng = &hopSystem{name: "nginx", get: map[int]func(context.Context) error{}, runs: map[int][]loadStats{}}
+		gr = &hopSystem{name: "Go TCP relays", get: map[int]func(context.Context) error{}, runs: map[int][]loadStats{}}
+		systems = append(systems, ng, gr)
+	}
 	for _, n := range ns {
 		rt, err := e.rcRoute(ctx, n, hit)
 		if err != nil {
@@ -133,74 +149,78 @@ func (e *env) extraRelayCost(ctx context.Context, rep *Report, hit *proc) error 
 			return err
 		}
 		defer cl.Close()
-		rc[n] = smallGetter(cl, size)
-		if e.nginx != "" {
-			url, err := e.nginxURL(ctx, n, fileSmall)
+		rc.get[n] = smallGetter(cl, size)
+		if ng == nil {
+			continue
+		}
+		for _, sys := range []struct {
+			h   *hopSystem
+			url func(context.Context, int, string) (string, error)
+		}{{ng, e.nginxURL}, {gr, e.goHTTPURL}} {
+			url, err := sys.url(ctx, n, fileSmall)
 			if err != nil {
 				return err
 			}
 			get, closeIdle := httpGetter(url, size, 1)
 			defer closeIdle()
-			ng[n] = get
+			sys.h.get[n] = get
 		}
 	}
 	for _, n := range ns {
-		drive(ctx, 1, warmTime, 0, rc[n])
-		if ng[n] != nil {
-			drive(ctx, 1, warmTime, 0, ng[n])
+		for _, h := range systems {
+			drive(ctx, 1, warmTime, 0, h.get[n])
 		}
 	}
-	rcRuns := map[int][]loadStats{}
-	ngRuns := map[int][]loadStats{}
 	for run := 1; run <= e.cfg.Runs; run++ {
 		for _, n := range ns {
-			st := drive(ctx, 1, e.cfg.LatencyTime, 0, rc[n])
-			if st.ok == 0 {
-				return fmt.Errorf("relaychain through %d relays: %v", n, st.firstErr)
-			}
-			rcRuns[n] = append(rcRuns[n], st)
-			e.logf("extra-relay run %d/%d, %d relays, relaychain: p50 %s", run, e.cfg.Runs, n, fmtDur(st.p50))
-			if ng[n] != nil {
-				st := drive(ctx, 1, e.cfg.LatencyTime, 0, ng[n])
+			for _, h := range systems {
+				st := drive(ctx, 1, e.cfg.LatencyTime, 0, h.get[n])
 				if st.ok == 0 {
-					return fmt.Errorf("nginx through %d relays: %v", n, st.firstErr)
+					return fmt.Errorf("%s through %d relays: %v", h.name, n, st.firstErr)
 				}
-				ngRuns[n] = append(ngRuns[n], st)
-				e.logf("extra-relay run %d/%d, %d relays, nginx: p50 %s", run, e.cfg.Runs, n, fmtDur(st.p50))
+				h.runs[n] = append(h.runs[n], st)
+				e.logf("extra-relay run %d/%d, %d relays, %s: p50 %s", run, e.cfg.Runs, n, h.name, fmtDur(st.p50))
 			}
 		}
 	}
-	header := []string{"relays", "relaychain p50", "p99", "added per relay (vs 0 relays)"}
-	if e.nginx != "" {
-		header = append(header, "nginx p50", "p99", "added per relay")
+	header := []string{"relays"}
+	for i, h := range systems {
+		added := "added per relay"
+		if i == 0 {
+			added += fmt.Sprintf(" (vs %d relays)", ns[0])
+		}
+		header = append(header, h.name+" p50", "p99", added)
 	}
 	var rows [][]string
-	base, _, _, _ := medianStats(rcRuns[ns[0]])
-	nbase, _, _, _ := medianStats(ngRuns[ns[0]])
 	worst := time.Duration(0)
 	for _, n := range ns {
-		p50, p99, _, _ := medianStats(rcRuns[n])
-		per := "—"
-		if n > ns[0] {
-			d := (p50 - base) / time.Duration(n-ns[0])
-			per = fmtSignedDur(d)
-			worst = max(worst, d)
-		}
-		row := []string{fmt.Sprint(n), fmtDur(p50), fmtDur(p99), per}
-		if e.nginx != "" {
-			np50, np99, _, _ := medianStats(ngRuns[n])
-			nper := "—"
+		row := []string{fmt.Sprint(n)}
+		for _, h := range systems {
+			base, _, _, _ := medianStats(h.runs[ns[0]])
+			p50, p99, _, _ := medianStats(h.runs[n])
+			per := "—"
 			if n > ns[0] {
-				nper = fmtSignedDur((np50 - nbase) / time.Duration(n-ns[0]))
+				d := (p50 - base) / time.Duration(n-ns[0])
+				per = fmtSignedDur(d)
+				if h == rc {
+					worst = max(worst, d)
+				}
 			}
-			row = append(row, fmtDur(np50), fmtDur(np99), nper)
+			row = append(row, fmtDur(p50), fmtDur(p99), per)
 		}
 		rows = append(rows, row)
 	}
+	intro := fmt.Sprintf(`Median over %d runs of %s each of the p50 latency of one GET at a time
+on warm links; "added per relay" = (p50(N) - p50(%d)) / (N - %d).`, e.cfg.Runs, e.cfg.LatencyTime, ns[0], ns[0])
+	if ng != nil {
+		intro += `
+"Go TCP relays" are the bulk baseline's relays (io.Copy both ways, splice) in front
+of the nginx origin, fetched over HTTP keep-alive as the nginx chain is: what a bare
+Go relay adds.`
+	}
 	rep.add(Section{
-		Title: fmt.Sprintf("Extra-relay cost: %s GETs at concurrency 1", fmtSize(size)),
-		Intro: fmt.Sprintf(`Median over %d runs of %s each of the p50 latency of one GET at a time
-on warm links; "added per relay" = (p50(N) - p50(%d)) / (N - %d).`, e.cfg.Runs, e.cfg.LatencyTime, ns[0], ns[0]),
+		Title:  fmt.Sprintf("Extra-relay cost: %s GETs at concurrency 1", fmtSize(size)),
+		Intro:  intro,
 		Header: header,
 		Rows:   rows,
 	})

@@ -24,8 +24,9 @@ import (
 
 // nginxEnv holds the origin and the proxy chains.
 type nginxEnv struct {
-	origin string         // host:port of the static origin
-	chains map[int]string // proxies -> first hop
+	origin   string         // host:port of the static origin
+	chains   map[int]string // proxies -> first hop
+	goChains map[int]string // Go TCP relays in front of origin -> first hop
 }
 
 const nginxCommon = `worker_processes auto;
@@ -131,7 +132,7 @@ func (e *env) nginxChain(ctx context.Context, n int) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		e.ngx = &nginxEnv{origin: addr, chains: map[int]string{}}
+		e.ngx = &nginxEnv{origin: addr, chains: map[int]string{}, goChains: map[int]string{}}
 	}
 	if a, ok := e.ngx.chains[n]; ok {
 		return a, nil
@@ -146,6 +147,24 @@ func (e *env) nginxChain(ctx context.Context, n int) (string, error) {
 	}
 	e.ngx.chains[n] = next
 	return next, nil
+}
+
+// goHTTPURL is the URL of name through a chain of n baseline Go TCP
+// relays in front of the nginx origin: what a bare Go relay adds to an
+// HTTP GET on warm (keep-alive) connections.
+func (e *env) goHTTPURL(ctx context.Context, n int, name string) (string, error) {
+	if _, err := e.nginxChain(ctx, 0); err != nil {
+		return "", err
+	}
+	first, ok := e.ngx.goChains[n]
+	if !ok {
+		var err error
+		if first, _, err = e.goRelays(ctx, n, e.ngx.origin, "go-http-relay"); err != nil {
+			return "", err
+		}
+		e.ngx.goChains[n] = first
+	}
+	return "http://" + first + "/" + name, nil
 }
 
 // nginxURL is the URL of name through a chain of n nginx proxies.
