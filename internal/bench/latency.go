@@ -117,12 +117,18 @@ from the page cache with sendfile and open_file_cache. Errors are summed over th
 	return e.extraRelayCost(ctx, rep, hit)
 }
 
-// hopSystem is one chain of the extra-relay table: its GET through each
-// chain length, and the runs measured.
+// hopSystem is one chain of the extra-relay table: the URL of a file
+// through n relays (nil for relaychain, which has a client per chain),
+// its GET through each chain length, and the runs measured.
 type hopSystem struct {
 	name string
+	url  func(ctx context.Context, n int, name string) (string, error)
 	get  map[int]func(context.Context) error
 	runs map[int][]loadStats
+}
+
+func newHopSystem(name string, url func(context.Context, int, string) (string, error)) *hopSystem {
+	return &hopSystem{name: name, url: url, get: map[int]func(context.Context) error{}, runs: map[int][]loadStats{}}
 }
 
 // extraRelayCost measures p50 at concurrency 1 through each chain length:
@@ -131,13 +137,10 @@ type hopSystem struct {
 func (e *env) extraRelayCost(ctx context.Context, rep *Report, hit *proc) error {
 	size := e.cfg.SmallSize
 	ns := slices.Sorted(slices.Values(e.cfg.Relays))
-	rc := &hopSystem{name: "relaychain", get: map[int]func(context.Context) error{}, runs: map[int][]loadStats{}}
+	rc := newHopSystem("relaychain", nil)
 	systems := []*hopSystem{rc}
-	var ng, gr *hopSystem
 	if e.nginx != "" {
-		ng = &hopSystem{name: "nginx", get: map[int]func(context.Context) error{}, runs: map[int][]loadStats{}}
-		gr = &hopSystem{name: "Go TCP relays", get: map[int]func(context.Context) error{}, runs: map[int][]loadStats{}}
-		systems = append(systems, ng, gr)
+		systems = append(systems, newHopSystem("nginx", e.nginxURL), newHopSystem("Go TCP relays", e.goHTTPURL))
 	}
 	for _, n := range ns {
 		rt, err := e.rcRoute(ctx, n, hit)
@@ -150,20 +153,14 @@ func (e *env) extraRelayCost(ctx context.Context, rep *Report, hit *proc) error 
 		}
 		defer cl.Close()
 		rc.get[n] = smallGetter(cl, size)
-		if ng == nil {
-			continue
-		}
-		for _, sys := range []struct {
-			h   *hopSystem
-			url func(context.Context, int, string) (string, error)
-		}{{ng, e.nginxURL}, {gr, e.goHTTPURL}} {
-			url, err := sys.url(ctx, n, fileSmall)
+		for _, h := range systems[1:] {
+			url, err := h.url(ctx, n, fileSmall)
 			if err != nil {
 				return err
 			}
 			get, closeIdle := httpGetter(url, size, 1)
 			defer closeIdle()
-			sys.h.get[n] = get
+			h.get[n] = get
 		}
 	}
 	for _, n := range ns {
@@ -212,7 +209,7 @@ func (e *env) extraRelayCost(ctx context.Context, rep *Report, hit *proc) error 
 	}
 	intro := fmt.Sprintf(`Median over %d runs of %s each of the p50 latency of one GET at a time
 on warm links; "added per relay" = (p50(N) - p50(%d)) / (N - %d).`, e.cfg.Runs, e.cfg.LatencyTime, ns[0], ns[0])
-	if ng != nil {
+	if len(systems) > 1 {
 		intro += `
 "Go TCP relays" are the bulk baseline's relays (io.Copy both ways, splice) in front
 of the nginx origin, fetched over HTTP keep-alive as the nginx chain is: what a bare
