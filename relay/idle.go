@@ -9,12 +9,15 @@ import (
 	"github.com/relaychain/relaychain/third_party/yamux"
 )
 
-// idleChunk is the largest chunk of a transfer into a TCP connection.
-// Deadlines are renewed before each chunk, and a chunk is sized to take
-// about a quarter of the idle timeout at the rate the last one moved, so a
-// peer that stalls is cut off after the idle timeout while a slow one (down
-// to minIdleChunk per idle timeout) never is. Each chunk is one io.Copy
-// between the bare endpoints, which keeps splice(2) and sendfile(2).
+// idleChunk is the largest chunk of a transfer into a TCP connection whose
+// stalls no stallWatch can see (not on Linux, or a TLS connection: see
+// copyIdle), and of a write from memory (idleWriter). Deadlines are renewed
+// before each chunk, and a chunk is sized to take about a quarter of the
+// idle timeout at the rate the last one moved, so a peer that stalls is cut
+// off after the idle timeout while a slow one (down to minIdleChunk per idle
+// timeout) never is; but a transfer that slows down in the middle of a
+// chunk must still finish it within the idle timeout. Each chunk is one
+// io.Copy between the bare endpoints, which keeps splice(2) and sendfile(2).
 const idleChunk = 512 << 10
 
 // idleChunkMux is the chunk written into a yamux stream: one write there is
@@ -54,9 +57,12 @@ func muxIdle(dst net.Conn, idle time.Duration) *yamux.Stream {
 
 // copyIdle copies exactly n bytes from src to dst under the idle rule. Into
 // a yamux stream it is one copy in writes of up to muxCopyBufSize, under
-// the stream's idle write deadline. Into a TCP connection it goes in chunks,
-// renewing the write deadline of dst, and the read deadline of src when it
-// is a connection, before each chunk. Deadlines are cleared on return.
+// the stream's idle write deadline. Into a TCP connection on Linux it is
+// one io.Copy between the bare endpoints, watched for stalls by the bytes
+// the peer acknowledged (copyWatched). Elsewhere (another OS, a TLS
+// connection) it goes in chunks, renewing the write deadline of dst, and
+// the read deadline of src when it is a connection, before each chunk.
+// Deadlines are cleared on return.
 func copyIdle(dst net.Conn, src io.Reader, n int64, idle time.Duration) (int64, error) {
 	if ys := muxIdle(dst, idle); ys != nil {
 		defer ys.SetWriteIdle(0)
@@ -77,6 +83,11 @@ func copyIdle(dst net.Conn, src io.Reader, n int64, idle time.Duration) (int64, 
 			srcConn.SetReadDeadline(time.Time{})
 		}
 	}()
+	if tc, ok := dst.(*net.TCPConn); ok {
+		if k, ok, err := copyWatched(tc, srcConn, src, n, idle); ok {
+			return k, err
+		}
+	}
 	var done int64
 	chunk := int64(minIdleChunk)
 	for done < n {

@@ -158,7 +158,7 @@ func (n *Node) relayData(up, down net.Conn, size int64) (int64, error) {
 	}
 	// The client sends nothing until it has the trailer: if it closes, stop.
 	// The abort closes both: deadlines alone would be undone by copyIdle,
-	// which renews them before every chunk.
+	// which renews them before every chunk or clears them on return.
 	watch := watchCancel(up, func() { down.Close(); up.Close() })
 	k, err := copyIdle(up, down, size-off, n.cfg.IdleTimeout)
 	if watch.stop(err != nil) && err != nil {

@@ -153,7 +153,8 @@ func (n *Node) serveGet(s net.Conn, req *route.Request, name string, fail failFu
 	// On a raw link the client sends nothing more until it has the
 	// trailer, so anything it sends now, EOF included, means it gave up:
 	// stop sending. The abort closes s: a deadline alone would be undone
-	// by writeIdle and copyIdle, which renew them before every chunk. A
+	// by writeIdle and copyIdle, which renew them before every chunk or
+	// clear them on return. A
 	// mux client cancels by resetting its stream, which fails the writes
 	// below at once, and may have sent its FIN with the request.
 	var watch *cancelWatch
