@@ -58,9 +58,9 @@ type Object struct {
 	// SHA256 is the digest of Data, computed once at load time; valid only
 	// when Data != nil.
 	SHA256 [32]byte
-	// CRC32C is the CRC-32C (Castagnoli) of Data, computed with SHA256;
+	// CRC64 is the transport check (CRC) of Data, computed with SHA256;
 	// valid only when Data != nil.
-	CRC32C uint32
+	CRC64 uint64
 	// File is an open file to stream from disk when Data == nil; the caller
 	// closes it. Send exactly Size bytes (io.CopyN) and treat a short copy as
 	// an error: the file may change while it is streamed.
@@ -93,7 +93,7 @@ type file struct {
 	modTime time.Time
 	data    []byte
 	sum     [32]byte
-	crc     uint32
+	crc     uint64
 }
 
 // object returns the Object for f under name. It does not allocate.
@@ -104,7 +104,7 @@ func (f *file) object(name string, hit bool) Object {
 		ModTime: f.modTime,
 		Data:    f.data,
 		SHA256:  f.sum,
-		CRC32C:  f.crc,
+		CRC64:   f.crc,
 		Hit:     hit,
 		id:      f.id,
 	}

@@ -2,19 +2,26 @@ package cache
 
 import (
 	"crypto/sha256"
-	"hash/crc32"
+	"hash"
 	"io/fs"
 
 	"github.com/maypok86/otter/v2"
+	"github.com/minio/crc64nvme"
 )
 
-// Castagnoli is the CRC-32C table used for transport checks.
-var Castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// NewCRC returns a hash computing the transport check of the bytes sent:
+// CRC-64/NVME, with carry-less multiplies (crc64nvme): about 72 GB/s with
+// AVX-512 on the bench machine, where CRC-32C's CRC32 instruction gives 23,
+// and about as fast as CRC-32C with 128-bit ones.
+func NewCRC() hash.Hash64 { return crc64nvme.New() }
+
+// CRC returns the transport check (NewCRC) of data.
+func CRC(data []byte) uint64 { return crc64nvme.Checksum(data) }
 
 // Sums are the whole-file digests of one version of a file.
 type Sums struct {
 	SHA256 [sha256.Size]byte // content id
-	CRC32C uint32            // transport check of the whole file
+	CRC64  uint64            // transport check (CRC) of the whole file
 }
 
 // Digests remembers whole-file digests per file version (size, mtime,

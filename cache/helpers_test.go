@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"hash/crc32"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -71,8 +70,8 @@ func body(t testing.TB, obj Object) []byte {
 		if got := sha256.Sum256(obj.Data); got != obj.SHA256 {
 			t.Fatalf("%s: SHA256 does not match Data", obj.Name)
 		}
-		if got := crc32.Checksum(obj.Data, Castagnoli); got != obj.CRC32C {
-			t.Fatalf("%s: CRC32C %08x, Data's is %08x", obj.Name, obj.CRC32C, got)
+		if got := CRC(obj.Data); got != obj.CRC64 {
+			t.Fatalf("%s: CRC-64 %016x, Data's is %016x", obj.Name, obj.CRC64, got)
 		}
 		return obj.Data
 	case obj.File != nil:

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"strings"
 	"unsafe"
@@ -124,7 +123,7 @@ func (c *Cache) readFile(key string) (*store.Item[*file], error) {
 			modTime: fi.ModTime(),
 			data:    data,
 			sum:     sha256.Sum256(data),
-			crc:     crc32.Checksum(data, Castagnoli),
+			crc:     CRC(data),
 		},
 	}, nil
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaychain/relaychain/cache"
 	"github.com/relaychain/relaychain/route"
 	"github.com/relaychain/relaychain/third_party/yamux"
 )
@@ -202,7 +202,7 @@ func cancelMidway(t *testing.T, c *Client, name string, after int64, settle time
 // waits for the client to give up (or a minute). The channel receives a
 // value each time an answer ends.
 func trickleTerminal(t testing.TB, data []byte, piece int, gap time.Duration, stallAfter int) (*fakePeer, <-chan struct{}) {
-	tr := route.Trailer{HasCRC32C: true, CRC32C: crc32.Checksum(data, castagnoli), HasSHA256: true, SHA256: sha256.Sum256(data)}
+	tr := route.Trailer{HasCRC64: true, CRC64: cache.CRC(data), HasSHA256: true, SHA256: sha256.Sum256(data)}
 	ended := make(chan struct{}, 16)
 	return fakeTerminal(t, func(s net.Conn, req route.Request) {
 		defer func() {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"hash/crc32"
 	"io"
 	"net"
 	"sort"
@@ -69,13 +68,13 @@ type Verify int
 
 // Verification modes.
 const (
-	// VerifySHA256 checks the byte count, the CRC-32C of the bytes and
+	// VerifySHA256 checks the byte count, the CRC-64 of the bytes and
 	// their SHA-256 against the terminal's. It is the default.
 	VerifySHA256 Verify = iota
-	// VerifyCRC32C checks the byte count and the CRC-32C only. On links
-	// faster than SHA-256 runs on the client's CPU, it keeps the transfer
-	// at wire speed; FileInfo.SHA256 is then the terminal's word.
-	VerifyCRC32C
+	// VerifyCRC64 checks the byte count and the CRC-64 (CRC-64/NVME) only.
+	// On links faster than SHA-256 runs on the client's CPU, it keeps the
+	// transfer at wire speed; FileInfo.SHA256 is then the terminal's word.
+	VerifyCRC64
 )
 
 // DefaultClientTimeout is the default idle timeout of a client request.
@@ -374,7 +373,7 @@ type FileInfo struct {
 	Cached  bool
 	// Offset is how many bytes a resumed download already had.
 	Offset int64
-	SHA256 [32]byte // set by Get: the file's SHA-256 (checked unless VerifyCRC32C)
+	SHA256 [32]byte // set by Get: the file's SHA-256 (checked unless VerifyCRC64)
 }
 
 // Stat returns the size and modification time of name, and whether the
@@ -503,11 +502,11 @@ func (e *readErr) Read(p []byte) (int, error) {
 }
 
 // receive copies exactly n bytes from r to w, then reads the trailer and
-// checks the CRC-32C of the bytes, and the whole file's SHA-256 when the
+// checks the CRC-64 of the bytes, and the whole file's SHA-256 when the
 // client verifies by SHA-256 or prefix (which has hashed the bytes before
 // these) is set. It fills in info.SHA256.
 func (c *Client) receive(r io.Reader, w io.Writer, n int64, prefix hash.Hash, info *FileInfo) error {
-	crc := crc32.New(cache.Castagnoli)
+	crc := cache.NewCRC()
 	sinks := []io.Writer{w, crc}
 	sha := prefix
 	if sha == nil && c.cfg.Verify == VerifySHA256 {
@@ -535,8 +534,8 @@ func (c *Client) receive(r io.Reader, w io.Writer, n int64, prefix hash.Hash, in
 		}
 		return err
 	}
-	if !tr.HasCRC32C || tr.CRC32C != crc.Sum32() {
-		return fmt.Errorf("%w: CRC-32C %08x, received %08x", ErrDigest, tr.CRC32C, crc.Sum32())
+	if !tr.HasCRC64 || tr.CRC64 != crc.Sum64() {
+		return fmt.Errorf("%w: CRC-64 %016x, received %016x", ErrDigest, tr.CRC64, crc.Sum64())
 	}
 	if sha == nil {
 		info.SHA256 = tr.SHA256

@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"hash/crc32"
 	"io"
 	"net"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/relaychain/relaychain/cache"
 	"github.com/relaychain/relaychain/route"
 )
 
@@ -103,5 +103,5 @@ func TestCancelReachesStalledTerminal(t *testing.T) {
 
 // dataTrailer returns the trailer a terminal sends after all of data.
 func dataTrailer(data []byte) route.Trailer {
-	return route.Trailer{HasCRC32C: true, CRC32C: crc32.Checksum(data, castagnoli), HasSHA256: true, SHA256: sha256.Sum256(data)}
+	return route.Trailer{HasCRC64: true, CRC64: cache.CRC(data), HasSHA256: true, SHA256: sha256.Sum256(data)}
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"net"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/relaychain/relaychain/third_party/yamux"
 
+	"github.com/relaychain/relaychain/cache"
 	"github.com/relaychain/relaychain/route"
 )
 
@@ -62,18 +62,16 @@ func fakeTerminal(t testing.TB, answer func(s net.Conn, req route.Request)) *fak
 	})
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // TestErrFromTerminal makes a terminal misbehave after its OK: a transfer
 // cut short, a missing trailer, wrong digests; and answer statuses that have
 // no file behind them. Through 0 and 1 relays, over both transports.
 func TestErrFromTerminal(t *testing.T) {
 	t.Parallel()
 	data := bytes.Repeat([]byte("relaychain "), 100) // 1100 bytes
-	good := route.Trailer{HasCRC32C: true, CRC32C: crc32.Checksum(data, castagnoli), HasSHA256: true, SHA256: sha256.Sum256(data)}
+	good := route.Trailer{HasCRC64: true, CRC64: cache.CRC(data), HasSHA256: true, SHA256: sha256.Sum256(data)}
 	badSHA, badCRC := good, good
 	badSHA.SHA256[0] ^= 1
-	badCRC.CRC32C ^= 1
+	badCRC.CRC64 ^= 1
 
 	ok := func(s net.Conn, req route.Request) bool {
 		r := route.Response{Status: route.StatusOK, HopIndex: req.Depth, Hop: req.Route[0], Size: int64(len(data)), ModTime: time.Now().UnixNano()}
@@ -112,7 +110,7 @@ func TestErrFromTerminal(t *testing.T) {
 		{"truncated", send(data[:500], nil), ErrTruncated, false, "got 500 of 1100 bytes"},
 		{"no-trailer", send(data, nil), ErrTruncated, false, "no trailer after 1100 bytes"},
 		{"bad-sha256", send(data, &badSHA), ErrDigest, false, "SHA-256"},
-		{"bad-crc32c", send(data, &badCRC), ErrDigest, false, "CRC-32C"},
+		{"bad-crc64", send(data, &badCRC), ErrDigest, false, "CRC-64"},
 		{"corrupt-byte", send(append([]byte("R"), data[1:]...), &good), ErrDigest, false, "digest mismatch"},
 		{"internal", status(route.StatusInternal, "internal error: disk on fire"), ErrInternal, true, "disk on fire"},
 		{"bad-offset", status(route.StatusBadOffset, "bad offset: 7 beyond 3"), ErrBadRequest, true, "bad offset"},

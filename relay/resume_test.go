@@ -285,7 +285,7 @@ func TestResumeChangedSameStamp(t *testing.T) {
 
 // staleMemoBug describes a known bug that skipIfStaleMemo detects.
 const staleMemoBug = "bug: the terminal's digest memo (cache.Digests) keys a file version by size, mtime and inode only, " +
-	"so a file rewritten in place with its size and mtime kept is sent with the old version's CRC-32C and SHA-256 " +
+	"so a file rewritten in place with its size and mtime kept is sent with the old version's CRC-64 and SHA-256 " +
 	"in the trailer, and every download of it fails until the stamp changes; fix: add the ctime to cache.identity"
 
 // skipIfStaleMemo downloads resumeName into a scratch directory and skips
@@ -294,7 +294,7 @@ func skipIfStaleMemo(t *testing.T, c *Client, dir string) {
 	t.Helper()
 	scratch := t.TempDir()
 	_, _, err := c.Download(testCtx(t, time.Minute), resumeName, scratch, nil)
-	if errors.Is(err, ErrDigest) && strings.Contains(err.Error(), "CRC-32C") {
+	if errors.Is(err, ErrDigest) && strings.Contains(err.Error(), "CRC-64") {
 		t.Fatalf("%s (regressed): %v", staleMemoBug, err)
 	}
 }
@@ -313,7 +313,7 @@ func TestStreamedRewriteSameStamp(t *testing.T) {
 			checkDownload(t, testCtx(t, time.Minute), c, s.file)
 			fresh := rewrite(t, s.path, 0)
 			sum, n, _, err := getSum(testCtx(t, time.Minute), c, resumeName)
-			if errors.Is(err, ErrDigest) && strings.Contains(err.Error(), "CRC-32C") {
+			if errors.Is(err, ErrDigest) && strings.Contains(err.Error(), "CRC-64") {
 				t.Fatalf("%s (regressed): %v", staleMemoBug, err)
 			}
 			if err != nil || n != s.file.Size || sum != fresh {

@@ -86,7 +86,7 @@ func returns(t *testing.T, what string, f func()) {
 func TestRunnersServeRequests(t *testing.T) {
 	root, files := sharedFiles(t)
 	nodes, rt := chain(t, 1, Config{Root: root})
-	c := newClient(t, ClientConfig{Route: rt, Transport: TransportMux, Verify: VerifyCRC32C})
+	c := newClient(t, ClientConfig{Route: rt, Transport: TransportMux, Verify: VerifyCRC64})
 	// The medium file fills windows, so the relay's runners move it; it
 	// goes last, so that its runners are not yet idle long enough to exit.
 	for _, size := range []int64{1, 64<<10 + 1, mediumSize} {

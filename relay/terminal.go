@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"io/fs"
 	"net"
@@ -190,12 +189,12 @@ func startQueued(s net.Conn) bool {
 }
 
 // hitTrailer returns the trailer of a cached file sent from off: the
-// digests the cache computed at load, and the CRC-32C of the bytes from off
+// digests the cache computed at load, and the CRC of the bytes from off
 // when that is not the whole file.
 func hitTrailer(obj *cache.Object, off int64) route.Trailer {
-	tr := route.Trailer{HasCRC32C: true, HasSHA256: true, SHA256: obj.SHA256, CRC32C: obj.CRC32C}
+	tr := route.Trailer{HasCRC64: true, HasSHA256: true, SHA256: obj.SHA256, CRC64: obj.CRC64}
 	if off > 0 {
-		tr.CRC32C = crc32.Update(0, cache.Castagnoli, obj.Data[off:])
+		tr.CRC64 = cache.CRC(obj.Data[off:])
 	}
 	return tr
 }
@@ -287,7 +286,7 @@ func (w *cancelWatch) stop(failed bool) bool {
 var trailerBufs = newBufPool(route.FrameHeaderLen + 2*(2+route.MaxDigest))
 
 // sendBody writes the object's bytes from off on, then the trailer: a
-// CRC-32C of the bytes sent and the SHA-256 of the whole file. A hit is
+// CRC-64 of the bytes sent and the SHA-256 of the whole file. A hit is
 // written from the cached slice itself, with the SHA-256 computed when it
 // was loaded: no copy and no allocation per hit. A file streamed from disk
 // whose digests are remembered for its version goes out with io.Copy from
@@ -298,7 +297,7 @@ var trailerBufs = newBufPool(route.FrameHeaderLen + 2*(2+route.MaxDigest))
 // beforeTrailer, if not nil, is called once, after the bytes and before the
 // trailer, with whether sending the bytes failed.
 func (n *Node) sendBody(w io.Writer, obj *cache.Object, off int64, beforeTrailer func(failed bool)) (int64, error) {
-	tr := route.Trailer{HasCRC32C: true, HasSHA256: true}
+	tr := route.Trailer{HasCRC64: true, HasSHA256: true}
 	var sent int64
 	var err error
 	if obj.Data != nil {
@@ -341,7 +340,7 @@ const minHitSendfile = 1 << 20
 // or the file is not the cached version (the cache's identity: size,
 // mtime, ctime, device, inode); the caller then writes from the cache. A
 // file that changes during the send fails it, as in sendFile (and the
-// trailer's CRC-32C, taken from the cached bytes, would not match).
+// trailer's CRC, taken from the cached bytes, would not match).
 func (n *Node) sendHitFile(w io.Writer, obj *cache.Object, off int64) (int64, error) {
 	conn, ok := w.(*net.TCPConn)
 	if !ok || obj.Size-off < minHitSendfile || n.src == nil {
@@ -384,7 +383,7 @@ func (n *Node) sendFile(w io.Writer, obj *cache.Object, off int64, tr *route.Tra
 	if known && off == 0 && isConn {
 		// io.Copy from the file to the bare connection: sendfile(2) on TCP.
 		sent, err = copyIdle(conn, f, want, n.cfg.IdleTimeout)
-		tr.SHA256, tr.CRC32C = sums.SHA256, sums.CRC32C
+		tr.SHA256, tr.CRC64 = sums.SHA256, sums.CRC64
 	} else {
 		cp := copyBuffered
 		if isConn {
@@ -395,7 +394,7 @@ func (n *Node) sendFile(w io.Writer, obj *cache.Object, off int64, tr *route.Tra
 				cp = copyToMux
 			}
 		}
-		sha, crc := sha256.New(), crc32.New(cache.Castagnoli)
+		sha, crc := sha256.New(), cache.NewCRC()
 		if off > 0 { // the SHA-256 covers the whole file
 			if _, err := io.Copy(sha, io.NewSectionReader(f, 0, off)); err != nil {
 				return 0, fmt.Errorf("hash first %d bytes: %w", off, err)
@@ -403,7 +402,7 @@ func (n *Node) sendFile(w io.Writer, obj *cache.Object, off int64, tr *route.Tra
 		}
 		sent, err = cp(io.MultiWriter(w, sha, crc), io.NewSectionReader(f, off, want))
 		sha.Sum(tr.SHA256[:0])
-		tr.CRC32C = crc.Sum32()
+		tr.CRC64 = crc.Sum64()
 	}
 	if err == nil && sent != want {
 		err = fmt.Errorf("file shrank: %w", io.ErrUnexpectedEOF)
@@ -416,7 +415,7 @@ func (n *Node) sendFile(w io.Writer, obj *cache.Object, off int64, tr *route.Tra
 		return sent, fmt.Errorf("file changed while it was sent")
 	}
 	if !known && off == 0 {
-		n.digests.Put(after, cache.Sums{SHA256: tr.SHA256, CRC32C: tr.CRC32C})
+		n.digests.Put(after, cache.Sums{SHA256: tr.SHA256, CRC64: tr.CRC64})
 	}
 	return sent, nil
 }

@@ -36,7 +36,7 @@ func TestMuxWindowGrowth(t *testing.T) {
 	nodes := []*testNode{startNode(t, Config{WindowBudget: budget}), startNode(t, Config{WindowBudget: budget}),
 		startNode(t, Config{Root: root, CacheSize: -1, WindowBudget: budget})}
 	rt := route.Route{nodes[0].Addr, nodes[1].Addr, nodes[2].Addr}
-	c := newClient(t, ClientConfig{Route: rt, Transport: TransportMux, Verify: VerifyCRC32C})
+	c := newClient(t, ClientConfig{Route: rt, Transport: TransportMux, Verify: VerifyCRC64})
 	ctx := testCtx(t, time.Minute)
 	w := &budgetWriter{nodes: nodes}
 	var peak int64

@@ -90,7 +90,12 @@ const (
 const (
 	// DigestSHA256 is SHA-256 of the whole file: its content id.
 	DigestSHA256 byte = 1
-	// DigestCRC32C is CRC-32C (Castagnoli) of the bytes sent: a transport
-	// check cheap enough for wire speed (hardware CRC32 instruction).
-	DigestCRC32C byte = 2
+	// 2 was CRC-32C (Castagnoli) of the bytes sent, which DigestCRC64
+	// replaced: it is no longer sent, and a decoder skips it as it skips any
+	// algorithm it does not know.
+
+	// DigestCRC64 is CRC-64/NVME of the bytes sent: the transport check,
+	// cheap enough for wire speed (carry-less multiplies), and a 64-bit
+	// check where CRC-32C was a 32-bit one.
+	DigestCRC64 byte = 3
 )

@@ -231,8 +231,8 @@ func FuzzDecodeList(f *testing.F) {
 func FuzzDecodeTrailer(f *testing.F) {
 	for _, tr := range []Trailer{
 		{},
-		{HasCRC32C: true, CRC32C: 0xe3069283},
-		{HasCRC32C: true, CRC32C: 1, HasSHA256: true, SHA256: [32]byte(seq(0, 32))},
+		{HasCRC64: true, CRC64: 0xae8b14860a799888},
+		{HasCRC64: true, CRC64: 1, HasSHA256: true, SHA256: [32]byte(seq(0, 32))},
 	} {
 		f.Add(tr.Append(nil)[FrameHeaderLen:])
 	}
@@ -250,7 +250,7 @@ func FuzzDecodeTrailer(f *testing.F) {
 			}
 			return
 		}
-		if !tr.HasCRC32C && tr.CRC32C != 0 || !tr.HasSHA256 && tr.SHA256 != [32]byte{} {
+		if !tr.HasCRC64 && tr.CRC64 != 0 || !tr.HasSHA256 && tr.SHA256 != [32]byte{} {
 			t.Fatalf("digest set without its flag: %+v", tr)
 		}
 		again, err := ReadTrailer(bytes.NewReader(tr.Append(nil)))
@@ -321,7 +321,7 @@ func FuzzReadFrame(f *testing.F) {
 	}
 	f.Add(AppendStart(nil, 0))
 	f.Add(AppendStart(nil, 1<<62))
-	f.Add((&Trailer{HasCRC32C: true, CRC32C: 1, HasSHA256: true}).Append(nil))
+	f.Add((&Trailer{HasCRC64: true, CRC64: 1, HasSHA256: true}).Append(nil))
 	f.Add(listFrames(f, fuzzEntries()))
 	f.Add(listFrames(f, nil))
 	f.Add(append(listFrames(f, fuzzEntries()[:1]), AppendStart(nil, 5)...))

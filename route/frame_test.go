@@ -83,7 +83,7 @@ func TestWireConstants(t *testing.T) {
 		{"OpList", OpList, Op(4)},
 
 		{"DigestSHA256", DigestSHA256, byte(1)},
-		{"DigestCRC32C", DigestCRC32C, byte(2)},
+		{"DigestCRC64", DigestCRC64, byte(3)},
 		{"MaxDigest", MaxDigest, 64},
 
 		{"FrameHeaderLen", FrameHeaderLen, 5},
@@ -300,13 +300,13 @@ func TestPinnedTrailer(t *testing.T) {
 		want string
 	}{
 		{
-			name: "crc32c and sha256",
-			tr:   Trailer{HasCRC32C: true, CRC32C: 0xe3069283, HasSHA256: true, SHA256: sha},
-			want: "04 00000028" + // TRAILER, 40 bytes
-				"| 02 | 04 | e3069283" + // CRC-32C, 4 bytes
+			name: "crc64 and sha256",
+			tr:   Trailer{HasCRC64: true, CRC64: 0xae8b14860a799888, HasSHA256: true, SHA256: sha},
+			want: "04 0000002c" + // TRAILER, 44 bytes
+				"| 03 | 08 | ae8b14860a799888" + // CRC-64/NVME (of "123456789"), 8 bytes
 				"| 01 | 20 | a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf", // SHA-256, 32 bytes
 		},
-		{"crc32c only", Trailer{HasCRC32C: true, CRC32C: 1}, "04 00000006 | 02 04 00000001"},
+		{"crc64 only", Trailer{HasCRC64: true, CRC64: 1}, "04 0000000a | 03 08 0000000000000001"},
 		{"sha256 only", Trailer{HasSHA256: true, SHA256: sha},
 			"04 00000022 | 01 20 a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"},
 		{"no digests", Trailer{}, "04 00000000"},
@@ -647,17 +647,21 @@ func TestDecodeTrailer(t *testing.T) {
 		err     error
 	}{
 		{"empty", "", Trailer{}, nil},
-		{"sha256 before crc32c", sha + "| 02 04 01020304",
-			Trailer{HasCRC32C: true, CRC32C: 0x01020304, HasSHA256: true, SHA256: [32]byte(bytes.Repeat([]byte{0x5a}, 32))}, nil},
+		{"sha256 before crc64", sha + "| 03 08 0102030405060708",
+			Trailer{HasCRC64: true, CRC64: 0x0102030405060708, HasSHA256: true, SHA256: [32]byte(bytes.Repeat([]byte{0x5a}, 32))}, nil},
 		// Unknown algorithms are skipped, so a trailer can grow.
-		{"unknown algorithm skipped", "09 03 aabbcc | 02 04 01020304 | 00 00",
-			Trailer{HasCRC32C: true, CRC32C: 0x01020304}, nil},
+		{"unknown algorithm skipped", "09 03 aabbcc | 03 08 0102030405060708 | 00 00",
+			Trailer{HasCRC64: true, CRC64: 0x0102030405060708}, nil},
+		// 2 was CRC-32C, which the CRC-64 replaced: a trailer of an older
+		// terminal decodes, with no CRC in it.
+		{"retired crc32c skipped", "02 04 01020304 |" + sha,
+			Trailer{HasSHA256: true, SHA256: [32]byte(bytes.Repeat([]byte{0x5a}, 32))}, nil},
 		{"longest unknown digest", "09 40" + strings.Repeat("00", MaxDigest), Trailer{}, nil},
 		{"digest over MaxDigest", "09 41" + strings.Repeat("00", MaxDigest+1), Trailer{}, ErrMalformed},
-		{"crc32c of 3 bytes", "02 03 010203", Trailer{}, ErrMalformed},
+		{"crc64 of 4 bytes", "03 04 01020304", Trailer{}, ErrMalformed},
 		{"sha256 of 31 bytes", "01 1f" + strings.Repeat("00", 31), Trailer{}, ErrMalformed},
-		{"digest past payload", "02 04 0102", Trailer{}, ErrMalformed},
-		{"algorithm without length", "02 04 01020304 | 02", Trailer{}, ErrMalformed},
+		{"digest past payload", "03 08 0102", Trailer{}, ErrMalformed},
+		{"algorithm without length", "03 08 0102030405060708 | 03", Trailer{}, ErrMalformed},
 	}
 	for _, tt := range tests {
 		got, err := DecodeTrailer(wireHex(t, tt.payload))
@@ -671,10 +675,10 @@ func TestDecodeTrailer(t *testing.T) {
 	}
 	for _, tr := range []Trailer{
 		{},
-		{HasCRC32C: true},
-		{HasCRC32C: true, CRC32C: 0xffffffff},
+		{HasCRC64: true},
+		{HasCRC64: true, CRC64: 0xffffffffffffffff},
 		{HasSHA256: true, SHA256: [32]byte(seq(1, 32))},
-		{HasCRC32C: true, CRC32C: 7, HasSHA256: true, SHA256: [32]byte(seq(9, 32))},
+		{HasCRC64: true, CRC64: 7, HasSHA256: true, SHA256: [32]byte(seq(9, 32))},
 	} {
 		got, err := ReadTrailer(bytes.NewReader(tr.Append(nil)))
 		if err != nil || got != tr {
@@ -1010,7 +1014,7 @@ func validFrames(tb testing.TB) map[FrameType][]byte {
 		FrameRequest:  req,
 		FrameResponse: (&Response{Status: StatusOK, Size: 5, Hop: "127.0.0.1:7000"}).Append(nil),
 		FrameStart:    AppendStart(nil, 3),
-		FrameTrailer:  (&Trailer{HasCRC32C: true, CRC32C: 1, HasSHA256: true, SHA256: [32]byte(seq(0, 32))}).Append(nil),
+		FrameTrailer:  (&Trailer{HasCRC64: true, CRC64: 1, HasSHA256: true, SHA256: [32]byte(seq(0, 32))}).Append(nil),
 		FrameList:     listFrames(tb, []Entry{{Name: "a.txt", Size: 5}, {Name: "b", Size: 7, Cached: true}}),
 	}
 }

@@ -255,13 +255,13 @@ func DecodeStartBelow(p []byte) (offset, below int64, err error) {
 	return int64(off), int64(b), nil
 }
 
-// Trailer ends the bytes of a GET. It carries a CRC32C (Castagnoli) of
-// the bytes sent, a cheap transport check, and the SHA-256 of the whole
+// Trailer ends the bytes of a GET. It carries a CRC-64/NVME of the bytes
+// sent, a cheap transport check, and the SHA-256 of the whole
 // file, its content id. On the wire it is a sequence of digest entries
 // (algorithm, length, bytes); a decoder skips algorithms it does not know.
 type Trailer struct {
-	HasCRC32C bool
-	CRC32C    uint32 // of the bytes sent, [offset, size)
+	HasCRC64  bool
+	CRC64     uint64 // of the bytes sent, [offset, size)
 	HasSHA256 bool
 	SHA256    [32]byte // of the whole file, [0, size)
 }
@@ -273,9 +273,9 @@ const MaxDigest = 64
 func (m *Trailer) Append(dst []byte) []byte {
 	start := len(dst)
 	dst = AppendFrameHeader(dst, FrameTrailer, 0)
-	if m.HasCRC32C {
-		dst = append(dst, DigestCRC32C, 4)
-		dst = binary.BigEndian.AppendUint32(dst, m.CRC32C)
+	if m.HasCRC64 {
+		dst = append(dst, DigestCRC64, 8)
+		dst = binary.BigEndian.AppendUint64(dst, m.CRC64)
 	}
 	if m.HasSHA256 {
 		dst = append(dst, DigestSHA256, 32)
@@ -301,10 +301,10 @@ func DecodeTrailer(p []byte) (Trailer, error) {
 		case alg == DigestSHA256 && n == 32:
 			m.HasSHA256 = true
 			copy(m.SHA256[:], sum)
-		case alg == DigestCRC32C && n == 4:
-			m.HasCRC32C = true
-			m.CRC32C = binary.BigEndian.Uint32(sum)
-		case alg == DigestSHA256 || alg == DigestCRC32C:
+		case alg == DigestCRC64 && n == 8:
+			m.HasCRC64 = true
+			m.CRC64 = binary.BigEndian.Uint64(sum)
+		case alg == DigestSHA256 || alg == DigestCRC64:
 			d.fail("digest %d of %d bytes", alg, n)
 		}
 	}

@@ -52,7 +52,7 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "relays", Value: ints(d.Relays), Usage: "chain lengths of the bulk and extra-relay tables"},
 			&cli.IntFlag{Name: "runs", Value: d.Runs, Usage: "runs per figure (the median is reported)"},
 			&cli.StringFlag{Name: "transports", Value: strings.Join(d.Transports, ","), Usage: "relaychain transports in the bulk suite: raw, mux"},
-			&cli.StringFlag{Name: "verify", Value: strings.Join(d.Verifies, ","), Usage: "relaychain verify modes in the bulk suite: sha256, crc32c"},
+			&cli.StringFlag{Name: "verify", Value: strings.Join(d.Verifies, ","), Usage: "relaychain verify modes in the bulk suite: sha256, crc64"},
 			&cli.StringFlag{Name: "full-matrix", Value: ints(d.FullMatrixAt), Usage: "chain lengths at which the bulk suite measures every transport x verify x cache combination"},
 			&cli.IntFlag{Name: "tls-relays", Value: d.TLSRelays, Usage: "chain length of the tls suite (which moves a file of -size)"},
 			&cli.StringFlag{Name: "tune-size", Value: "256MiB", Usage: "file `SIZE` of the tune suite"},

@@ -41,7 +41,7 @@ func app() *cli.App {
 			&cli.StringFlag{Name: "tls-key", EnvVars: env("TLS_KEY"), Usage: "mutual TLS: the certificate's private key `FILE`"},
 			&cli.StringFlag{Name: "tls-ca", EnvVars: env("TLS_CA"), Usage: "mutual TLS: the CA `FILE` every peer's certificate must be signed by"},
 			&cli.StringFlag{Name: "transport", Value: "auto", EnvVars: env("TRANSPORT"), Usage: "`auto` (raw links for files of 4 MiB or more, the mux for the rest), mux or raw"},
-			&cli.StringFlag{Name: "verify", Value: "sha256", EnvVars: env("VERIFY"), Usage: "check fetched bytes by `sha256` (and CRC-32C) or by crc32c only (faster than SHA-256 on fast links)"},
+			&cli.StringFlag{Name: "verify", Value: "sha256", EnvVars: env("VERIFY"), Usage: "check fetched bytes by `sha256` (and CRC-64) or by crc64 only (CRC-64/NVME: faster than SHA-256 on fast links)"},
 		},
 		Commands: []*cli.Command{getCommand(), lsCommand(), listCommand(), statCommand()},
 	}
@@ -89,10 +89,10 @@ func newClient(c *cli.Context) (*relay.Client, route.File, error) {
 	switch c.String("verify") {
 	case "sha256":
 		cfg.Verify = relay.VerifySHA256
-	case "crc32c":
-		cfg.Verify = relay.VerifyCRC32C
+	case "crc64":
+		cfg.Verify = relay.VerifyCRC64
 	default:
-		return nil, f, fmt.Errorf("--verify %q: want sha256 or crc32c", c.String("verify"))
+		return nil, f, fmt.Errorf("--verify %q: want sha256 or crc64", c.String("verify"))
 	}
 	if cfg.TLS, err = cliutil.LoadTLS(c.String("tls-cert"), c.String("tls-key"), c.String("tls-ca")); err != nil {
 		return nil, f, err

@@ -90,12 +90,12 @@ type Config struct {
 	// gives the median.
 	Runs int
 	// Transports and Verifies select the relaychain client modes of the
-	// bulk suite: "raw", "mux"; "sha256", "crc32c".
+	// bulk suite: "raw", "mux"; "sha256", "crc64".
 	Transports []string
 	Verifies   []string
 	// FullMatrixAt lists the chain lengths at which the bulk suite measures
 	// every transport × verify × cache combination; elsewhere the mux is
-	// measured with crc32c, on a hit and with the digest remembered.
+	// measured with crc64, on a hit and with the digest remembered.
 	FullMatrixAt []int
 	// TLSRelays is the chain length of the TLS suite (which moves a file
 	// of Size bytes).
@@ -154,7 +154,7 @@ func DefaultConfig() Config {
 		Relays:       []int{0, 1, 3, 8},
 		Runs:         5,
 		Transports:   []string{"raw", "mux"},
-		Verifies:     []string{"sha256", "crc32c"},
+		Verifies:     []string{"sha256", "crc64"},
 		FullMatrixAt: []int{3},
 		TLSRelays:    3,
 		TuneSize:     256 << 20,
@@ -257,8 +257,8 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	for _, v := range c.Verifies {
-		if v != "sha256" && v != "crc32c" {
-			return c, fmt.Errorf("verify %q: want sha256 or crc32c", v)
+		if v != "sha256" && v != "crc64" {
+			return c, fmt.Errorf("verify %q: want sha256 or crc64", v)
 		}
 	}
 	for _, n := range append(slices.Clone(c.Relays), c.TuneRelays, c.LatencyRelays, c.TLSRelays) {

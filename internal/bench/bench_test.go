@@ -56,7 +56,7 @@ func TestShort(t *testing.T) {
 		t.Errorf("report lacks the Go TCP relays of the extra-relay table:\n%s", md)
 	}
 	for _, want := range []string{"### Machine", "### Goals", "### Bulk", "Go TCP chain (baseline)",
-		"relaychain raw, crc32c, hit", "### TLS cost", "relaychain mux, mutual TLS", "### Mux tuning", "### Small GETs", "### Extra-relay cost",
+		"relaychain raw, crc64, hit", "### TLS cost", "relaychain mux, mutual TLS", "### Mux tuning", "### Small GETs", "### Extra-relay cost",
 		"concurrent streams through one relay", "small GETs through one relay"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)

@@ -136,12 +136,12 @@ func (e *env) bulkSystems(ctx context.Context, n int, clients *[]*relay.Client) 
 		return os.Chtimes(missPath, t, t)
 	}
 	// The mux moves a gigabyte in seconds, not in one: outside FullMatrixAt
-	// it is measured with crc32c only, and without the first send (which
+	// it is measured with crc64 only, and without the first send (which
 	// raw shows: it is the terminal's hashing, whatever the transport).
 	full := slices.Contains(e.cfg.FullMatrixAt, n)
 	for _, t := range e.cfg.Transports {
 		for _, v := range e.cfg.Verifies {
-			if t == "mux" && v == "sha256" && !full && slices.Contains(e.cfg.Verifies, "crc32c") {
+			if t == "mux" && v == "sha256" && !full && slices.Contains(e.cfg.Verifies, "crc64") {
 				continue
 			}
 			for _, o := range []struct {
@@ -182,7 +182,7 @@ func (e *env) warmHit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, err := newClient([]string{hit.addr}, "raw", "crc32c", 0)
+	cl, err := newClient([]string{hit.addr}, "raw", "crc64", 0)
 	if err != nil {
 		return err
 	}
@@ -267,12 +267,12 @@ func (e *env) runBulk(ctx context.Context, rep *Report) error {
 measured in the same interleaved rounds. Every hop is its own process on loopback.
 The Go TCP and socat clients read into a 256 KiB buffer and discard; relaychain's
 client (relay.Client in the bench process) writes to io.Discard after checking
-CRC-32C (and SHA-256 with sha256); nginx is fetched with `+"`curl -o /dev/null`"+`.
+CRC-64 (and SHA-256 with sha256); nginx is fetched with `+"`curl -o /dev/null`"+`.
 "hit": origin --cache-size %s (the file is in memory); "miss": origin --cache-size 0,
 "first send" after a touch of the file (the terminal hashes while it sends),
 "digest remembered" right after (the terminal sends with sendfile).
 Every combination of transport, verify and cache is measured through %s relays; through
-the other chain lengths the mux is measured with crc32c, hit and digest remembered
+the other chain lengths the mux is measured with crc64, hit and digest remembered
 ("—": not measured).`, e.cfg.Runs, fmtSize(2*e.cfg.Size+64<<20), ints(e.cfg.FullMatrixAt)),
 		Header: header,
 		Rows:   rows,
@@ -281,8 +281,8 @@ the other chain lengths the mux is measured with crc32c, hit and digest remember
 	if slices.Contains(ns, 3) {
 		base := med(baselineLabel, 3)
 		for _, c := range []string{cacheMissMemo, cacheHit} {
-			if slices.Contains(e.cfg.Transports, "raw") && slices.Contains(e.cfg.Verifies, "crc32c") {
-				v := med(rcLabel("raw", "crc32c", c), 3)
+			if slices.Contains(e.cfg.Transports, "raw") && slices.Contains(e.cfg.Verifies, "crc64") {
+				v := med(rcLabel("raw", "crc64", c), 3)
 				rep.goal("raw, 3 relays, vs Go TCP chain ("+c+")", ">= 0.95",
 					fmt.Sprintf("%s MB/s vs %s = %s", fmtMBs(v), fmtMBs(base), fmtRatio3(v, base)), v >= 0.95*base)
 				if e.socat != "" {
@@ -291,8 +291,8 @@ the other chain lengths the mux is measured with crc32c, hit and digest remember
 						fmt.Sprintf("%s MB/s vs %s = %s", fmtMBs(v), fmtMBs(s), fmtRatio3(v, s)), v >= s)
 				}
 			}
-			if slices.Contains(e.cfg.Transports, "mux") && slices.Contains(e.cfg.Verifies, "crc32c") {
-				v := med(rcLabel("mux", "crc32c", c), 3)
+			if slices.Contains(e.cfg.Transports, "mux") && slices.Contains(e.cfg.Verifies, "crc64") {
+				v := med(rcLabel("mux", "crc64", c), 3)
 				rep.goal("mux, 3 relays, vs Go TCP chain ("+c+")", ">= 0.70",
 					fmt.Sprintf("%s MB/s vs %s = %s", fmtMBs(v), fmtMBs(base), fmtRatio3(v, base)), v >= 0.70*base)
 			}

@@ -365,8 +365,8 @@ func clientConfig(rt route.Route, transport, verify string, window uint32, timeo
 	default:
 		cfg.Transport = relay.TransportAuto
 	}
-	if verify == "crc32c" {
-		cfg.Verify = relay.VerifyCRC32C
+	if verify == "crc64" {
+		cfg.Verify = relay.VerifyCRC64
 	}
 	return cfg
 }

@@ -100,7 +100,7 @@ func (e *env) gatedStreams(ctx context.Context, tag string, relayFlags, originFl
 		// The default 30 s idle timeout is not always enough here: the
 		// first streams' data fills the relay-origin links, and the later
 		// streams' answers queue behind it.
-		cl, err := newClientTimeout(rt, "mux", "crc32c", w, streamsTimeout)
+		cl, err := newClientTimeout(rt, "mux", "crc64", w, streamsTimeout)
 		if err != nil {
 			return origin, res, err
 		}

@@ -93,7 +93,7 @@ func (e *env) runTLS(ctx context.Context, rep *Report) error {
 	}()
 	for _, t := range []string{"raw", "mux"} {
 		for _, withTLS := range []bool{false, true} {
-			cfg := relay.ClientConfig{Route: plainRoute, Verify: relay.VerifyCRC32C, Transport: relay.TransportRaw}
+			cfg := relay.ClientConfig{Route: plainRoute, Verify: relay.VerifyCRC64, Transport: relay.TransportRaw}
 			label, pids := fmt.Sprintf("relaychain %s, plaintext", t), plainPids
 			if t == "mux" {
 				cfg.Transport = relay.TransportMux
@@ -161,7 +161,7 @@ internal/pki.WriteChain in the work directory; nodes started with --tls-cert, --
 --tls-ca and the client with the same) against the same chain in plaintext and the Go
 TCP chain, in interleaved rounds; median of %d runs. Origin --cache-size 0, the file's
 digest remembered (plaintext: sendfile at the origin, splice in the relays); verify
-crc32c. "chain CPU" is the user + system CPU time of the chain's processes (relays
+crc64. "chain CPU" is the user + system CPU time of the chain's processes (relays
 and origin, from /proc/PID/stat) per GiB moved; "client CPU" that of the bench
 process, which runs the client. On %d cores every CPU second per GiB caps throughput.`,
 			e.cfg.Runs, runtime.NumCPU()),

@@ -57,7 +57,7 @@ func (e *env) startTuneChain(ctx context.Context, label, bin string, n int, wind
 		origin *proc
 		name   string
 	}{{hit, fileTune}, {miss, fileTune}} {
-		cl, err := newClientGrowth(append(slices.Clone(relays), o.origin.addr), "mux", "crc32c", window)
+		cl, err := newClientGrowth(append(slices.Clone(relays), o.origin.addr), "mux", "crc64", window)
 		if err != nil {
 			return tc, err
 		}
@@ -147,7 +147,7 @@ func (e *env) runTune(ctx context.Context, rep *Report) error {
 	rep.add(Section{
 		Title: fmt.Sprintf("Mux tuning: %s through %d relays", fmtSize(e.cfg.TuneSize), n),
 		Intro: fmt.Sprintf(`Each row is its own chain of node processes started with --stream-window W
-(and the client with ClientConfig.StreamWindow = W), transport mux, verify crc32c;
+(and the client with ClientConfig.StreamWindow = W), transport mux, verify crc64;
 "W" is a fixed window (--stream-window-max W), "W:MAX" one that starts at W and
 may grow to MAX (--stream-window-max MAX, the default budget); a variant node is
 given only --stream-window, and its client's window does not grow;
