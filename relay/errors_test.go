@@ -238,14 +238,14 @@ func TestErrNotNode(t *testing.T) {
 		if n, _ := io.ReadFull(c, in[:]); n > 0 {
 			rec.Write(in[:n])
 		}
-		c.Write([]byte("RLYC\x01\x00"))
+		c.Write([]byte("RLYC\x02\x00"))
 		recordAll(c, rec)
 	}
 	silent := recordAll
 	for _, tp := range transports {
-		preface := "RLYC\x02M"
+		preface := "RLYC\x03M"
 		if tp.tr == TransportRaw {
-			preface = "RLYC\x02R"
+			preface = "RLYC\x03R"
 		}
 		for _, tc := range []struct {
 			name     string
@@ -256,7 +256,7 @@ func TestErrNotNode(t *testing.T) {
 		}{
 			{"garbage", garbage, ErrNotNode, "not a relay node", preface},
 			{"hang-up", hangUp, ErrNotNode, "not a relay node", ""},
-			{"old-version", oldNode, ErrNotNode, "speaks relaychain protocol version 1, this node version 2", preface},
+			{"old-version", oldNode, ErrNotNode, "speaks relaychain protocol version 2, this node version 3", preface},
 			{"silent", silent, ErrTimeout, "timed out", preface},
 		} {
 			t.Run(tp.name+"/"+tc.name, func(t *testing.T) {

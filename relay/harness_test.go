@@ -489,8 +489,8 @@ func recordAll(c net.Conn, rec io.Writer) {
 
 // Preface bytes, pinned here rather than taken from package route.
 const (
-	dialerMux   = "RLYC\x02M"
-	acceptorOK  = "RLYC\x02\x00"
+	dialerMux   = "RLYC\x03M"
+	acceptorOK  = "RLYC\x03\x00"
 	prefaceSize = 6
 )
 

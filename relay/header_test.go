@@ -127,7 +127,7 @@ func TestSlowHeader(t *testing.T) {
 		check(t, st)
 	})
 	t.Run("raw", func(t *testing.T) {
-		c := dialPrefaced(t, term.Addr, "RLYC\x02R")
+		c := dialPrefaced(t, term.Addr, "RLYC\x03R")
 		check(t, c)
 	})
 }
@@ -157,7 +157,7 @@ func dialPrefaced(t *testing.T, addr, preface string) net.Conn {
 func TestOversizedHeaderRaw(t *testing.T) {
 	t.Parallel()
 	term, stillServes := headerNode(t)
-	c := dialPrefaced(t, term.Addr, "RLYC\x02R")
+	c := dialPrefaced(t, term.Addr, "RLYC\x03R")
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Write(frameHeader(byte(route.FrameRequest), 64<<10+1)); err != nil {
 		t.Fatal(err)
@@ -187,12 +187,12 @@ func TestOldVersionPreface(t *testing.T) {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte("RLYC\x01M")); err != nil {
+	if _, err := c.Write([]byte("RLYC\x02M")); err != nil {
 		t.Fatal(err)
 	}
 	got, err := io.ReadAll(c)
-	if string(got) != "RLYC\x02\x05" || isTimeout(err) {
-		t.Errorf("got %q, %v; want %q and the node to hang up", got, err, "RLYC\x02\x05")
+	if string(got) != "RLYC\x03\x05" || isTimeout(err) {
+		t.Errorf("got %q, %v; want %q and the node to hang up", got, err, "RLYC\x03\x05")
 	}
 	stillServes(t)
 }
@@ -205,7 +205,7 @@ func TestBadPreface(t *testing.T) {
 	for _, tc := range []struct{ name, send string }{
 		{"http", "GET / HTTP/1.1\r\nHost: relay\r\n\r\n"},
 		{"tls", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"},
-		{"bad-mode", "RLYC\x02X"},
+		{"bad-mode", "RLYC\x03X"},
 		{"short", "RLY"},
 		{"silent", ""},
 	} {

@@ -34,7 +34,7 @@ func fakeTerminal(t testing.TB, answer func(s net.Conn, req route.Request)) *fak
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(time.Minute))
 		var in [prefaceSize]byte
-		if _, err := io.ReadFull(c, in[:]); err != nil || string(in[:5]) != "RLYC\x02" {
+		if _, err := io.ReadFull(c, in[:]); err != nil || string(in[:5]) != "RLYC\x03" {
 			return
 		}
 		if _, err := c.Write([]byte(acceptorOK)); err != nil {

@@ -18,7 +18,7 @@ func TestRawLinkReuse(t *testing.T) {
 	cfg.HeaderTimeout = time.Second
 	term := startNode(t, cfg)
 	f := files[sizeName(1)]
-	c := dialPrefaced(t, term.Addr, "RLYC\x02R")
+	c := dialPrefaced(t, term.Addr, "RLYC\x03R")
 	req := requestFrame(t, term.Addr, f.Name)
 	start := route.AppendStart(nil, 0)
 	body := make([]byte, f.Size)

@@ -1,9 +1,11 @@
 package relay
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 )
@@ -80,12 +82,20 @@ func (w *stallWatch) stop() bool {
 // than minIdleChunk in idle is cut off by deadlines in the past on dst and
 // on srcConn (src, when it is a connection), which the caller clears. It
 // returns ok false, having copied nothing, when the kernel does not count
-// acknowledged bytes.
+// acknowledged bytes: when it cannot say, or says none were, though the
+// peer has by now acknowledged the link's preface and the exchange's
+// RESPONSE (a sandbox such as gVisor may leave TCP_INFO's counters at zero,
+// which would look like a stall).
 func copyWatched(dst *net.TCPConn, srcConn net.Conn, src io.Reader, n int64, idle time.Duration) (k int64, ok bool, err error) {
 	acked := func() (uint64, error) { return ackedBytes(dst) }
 	mark, err := acked()
-	if err != nil {
+	if err != nil || mark == 0 {
 		return 0, false, nil
+	}
+	// The copy runs under no deadline but the cut's.
+	dst.SetWriteDeadline(time.Time{})
+	if srcConn != nil {
+		srcConn.SetReadDeadline(time.Time{})
 	}
 	w := watchStall(acked, mark, func() {
 		past := time.Unix(1, 0)
@@ -95,7 +105,7 @@ func copyWatched(dst *net.TCPConn, srcConn net.Conn, src io.Reader, n int64, idl
 		}
 	}, idle)
 	k, err = copyBuffered(dst, io.LimitReader(src, n))
-	if w.stop() && err != nil {
+	if w.stop() && errors.Is(err, os.ErrDeadlineExceeded) {
 		err = fmt.Errorf("moved less than %d bytes in %v: %w", minIdleChunk, idle, err)
 	}
 	if err == nil && k < n {

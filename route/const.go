@@ -11,9 +11,11 @@ const Magic = "RLYC"
 // Version is the protocol version carried in the link preface. Version 2
 // changed how a mux exchange ends: a client may send its FIN with its
 // request, and cancels by resetting the stream (version 1 clients kept
-// their side open and canceled with a FIN), so nodes of the two versions
-// must not share a chain.
-const Version byte = 2
+// their side open and canceled with a FIN). Version 3 changed the
+// trailer's transport check from CRC-32C to CRC-64 (DigestCRC64), which a
+// client requires. Nodes and clients of different versions must not share
+// a chain: the preface refuses them.
+const Version byte = 3
 
 // PrefaceLen is the length of a link preface: magic, version, and a mode byte
 // (dialer) or a status byte (acceptor).

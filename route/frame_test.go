@@ -66,7 +66,7 @@ func TestWireConstants(t *testing.T) {
 		got, want any
 	}{
 		{"Magic", Magic, "RLYC"},
-		{"Version", Version, byte(2)},
+		{"Version", Version, byte(3)},
 		{"PrefaceLen", PrefaceLen, 6},
 		{"ModeMux", ModeMux, Mode('M')},
 		{"ModeRaw", ModeRaw, Mode('R')},
