@@ -534,7 +534,12 @@ func (c *Client) receive(r io.Reader, w io.Writer, n int64, prefix hash.Hash, in
 		}
 		return err
 	}
-	if !tr.HasCRC64 || tr.CRC64 != crc.Sum64() {
+	if !tr.HasCRC64 {
+		// A terminal that breaks the protocol, not a sign of damaged bytes:
+		// a resumed download keeps its partial file.
+		return fmt.Errorf("%w: trailer without a CRC-64 after %d bytes", ErrProtocol, got)
+	}
+	if tr.CRC64 != crc.Sum64() {
 		return fmt.Errorf("%w: CRC-64 %016x, received %016x", ErrDigest, tr.CRC64, crc.Sum64())
 	}
 	if sha == nil {

@@ -69,9 +69,10 @@ func TestErrFromTerminal(t *testing.T) {
 	t.Parallel()
 	data := bytes.Repeat([]byte("relaychain "), 100) // 1100 bytes
 	good := route.Trailer{HasCRC64: true, CRC64: cache.CRC(data), HasSHA256: true, SHA256: sha256.Sum256(data)}
-	badSHA, badCRC := good, good
+	badSHA, badCRC, noCRC := good, good, good
 	badSHA.SHA256[0] ^= 1
 	badCRC.CRC64 ^= 1
+	noCRC.HasCRC64, noCRC.CRC64 = false, 0
 
 	ok := func(s net.Conn, req route.Request) bool {
 		r := route.Response{Status: route.StatusOK, HopIndex: req.Depth, Hop: req.Route[0], Size: int64(len(data)), ModTime: time.Now().UnixNano()}
@@ -111,6 +112,7 @@ func TestErrFromTerminal(t *testing.T) {
 		{"no-trailer", send(data, nil), ErrTruncated, false, "no trailer after 1100 bytes"},
 		{"bad-sha256", send(data, &badSHA), ErrDigest, false, "SHA-256"},
 		{"bad-crc64", send(data, &badCRC), ErrDigest, false, "CRC-64"},
+		{"no-crc64", send(data, &noCRC), ErrProtocol, false, "trailer without a CRC-64 after 1100 bytes"},
 		{"corrupt-byte", send(append([]byte("R"), data[1:]...), &good), ErrDigest, false, "digest mismatch"},
 		{"internal", status(route.StatusInternal, "internal error: disk on fire"), ErrInternal, true, "disk on fire"},
 		{"bad-offset", status(route.StatusBadOffset, "bad offset: 7 beyond 3"), ErrBadRequest, true, "bad offset"},
@@ -157,6 +159,18 @@ func TestErrFromTerminal(t *testing.T) {
 					// Truncation is never success: nothing is left behind.
 					if names := dirNames(t, dir); len(names) != 0 {
 						t.Errorf("after the failed Download: got %q in the directory, want nothing", names)
+					}
+					if tc.name == "no-crc64" {
+						// A broken protocol says nothing against the bytes:
+						// Resume keeps them for the next try (a damaged
+						// byte, ErrDigest, removes them).
+						rdir := t.TempDir()
+						if _, _, err := c.Resume(testCtx(t, 30*time.Second), "f.txt", rdir, nil); !errors.Is(err, ErrProtocol) {
+							t.Fatalf("Resume: got %v, want ErrProtocol", err)
+						}
+						if names := dirNames(t, rdir); len(names) == 0 {
+							t.Error("Resume removed its partial download after a trailer without a CRC-64")
+						}
 					}
 				})
 			}
