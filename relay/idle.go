@@ -71,32 +71,28 @@ func copyIdle(dst net.Conn, src io.Reader, n int64, idle time.Duration) (int64, 
 			cp = copyToMux
 		}
 		k, err := cp(dst, io.LimitReader(src, n))
-		if err == nil && k < n {
-			err = fmt.Errorf("%w after %d of %d bytes", io.ErrUnexpectedEOF, k, n)
-		}
-		return k, err
+		return k, fullCopy(k, n, err)
 	}
 	srcConn, _ := src.(net.Conn)
-	defer func() {
-		dst.SetWriteDeadline(time.Time{})
+	// deadlines sets the write deadline of dst, and the read deadline of
+	// src when it is a connection.
+	deadlines := func(t time.Time) {
+		dst.SetWriteDeadline(t)
 		if srcConn != nil {
-			srcConn.SetReadDeadline(time.Time{})
+			srcConn.SetReadDeadline(t)
 		}
-	}()
+	}
+	defer deadlines(time.Time{})
 	if tc, ok := dst.(*net.TCPConn); ok {
-		if k, ok, err := copyWatched(tc, srcConn, src, n, idle); ok {
-			return k, err
+		if k, ok, err := copyWatched(tc, src, n, idle, deadlines); ok {
+			return k, fullCopy(k, n, err)
 		}
 	}
 	var done int64
 	chunk := int64(minIdleChunk)
 	for done < n {
 		start := time.Now()
-		deadline := start.Add(idle)
-		dst.SetWriteDeadline(deadline)
-		if srcConn != nil {
-			srcConn.SetReadDeadline(deadline)
-		}
+		deadlines(start.Add(idle))
 		// splice(2) or sendfile(2): the buffer is unused.
 		k, err := copyBuffered(dst, io.LimitReader(src, min(chunk, n-done)))
 		done += k
@@ -104,11 +100,20 @@ func copyIdle(dst net.Conn, src io.Reader, n int64, idle time.Duration) (int64, 
 			return done, err
 		}
 		if k == 0 {
-			return done, fmt.Errorf("%w after %d of %d bytes", io.ErrUnexpectedEOF, done, n)
+			return done, fullCopy(done, n, nil)
 		}
 		chunk = nextChunk(k, time.Since(start), idle)
 	}
 	return done, nil
+}
+
+// fullCopy is the error of a copy of k of n bytes that returned err: an
+// io.ErrUnexpectedEOF when the source ended early.
+func fullCopy(k, n int64, err error) error {
+	if err == nil && k < n {
+		return fmt.Errorf("%w after %d of %d bytes", io.ErrUnexpectedEOF, k, n)
+	}
+	return err
 }
 
 // writeIdle writes p to dst under the idle rule (idleWriter) and clears the

@@ -76,40 +76,28 @@ func (w *stallWatch) stop() bool {
 	return w.fired
 }
 
-// copyWatched copies exactly n bytes from src to the TCP connection dst in
+// copyWatched copies up to n bytes from src to the TCP connection dst in
 // one io.Copy (splice(2) from a TCP src, sendfile(2) from a file), under a
 // stallWatch of the bytes dst's peer acknowledged: a copy that moves less
-// than minIdleChunk in idle is cut off by deadlines in the past on dst and
-// on srcConn (src, when it is a connection), which the caller clears. It
-// returns ok false, having copied nothing, when the kernel does not count
+// than minIdleChunk in idle is cut off by deadlines in the past, which
+// deadlines sets (on dst, and on src when it is a connection); it clears
+// them first, and the caller after. It returns ok false, having copied
+// nothing, when the kernel does not count
 // acknowledged bytes: when it cannot say, or says none were, though the
 // peer has by now acknowledged the link's preface and the exchange's
 // RESPONSE (a sandbox such as gVisor may leave TCP_INFO's counters at zero,
 // which would look like a stall).
-func copyWatched(dst *net.TCPConn, srcConn net.Conn, src io.Reader, n int64, idle time.Duration) (k int64, ok bool, err error) {
+func copyWatched(dst *net.TCPConn, src io.Reader, n int64, idle time.Duration, deadlines func(time.Time)) (k int64, ok bool, err error) {
 	acked := func() (uint64, error) { return ackedBytes(dst) }
 	mark, err := acked()
 	if err != nil || mark == 0 {
 		return 0, false, nil
 	}
-	// The copy runs under no deadline but the cut's.
-	dst.SetWriteDeadline(time.Time{})
-	if srcConn != nil {
-		srcConn.SetReadDeadline(time.Time{})
-	}
-	w := watchStall(acked, mark, func() {
-		past := time.Unix(1, 0)
-		dst.SetWriteDeadline(past)
-		if srcConn != nil {
-			srcConn.SetReadDeadline(past)
-		}
-	}, idle)
+	deadlines(time.Time{}) // the copy runs under no deadline but the cut's
+	w := watchStall(acked, mark, func() { deadlines(time.Unix(1, 0)) }, idle)
 	k, err = copyBuffered(dst, io.LimitReader(src, n))
 	if w.stop() && errors.Is(err, os.ErrDeadlineExceeded) {
 		err = fmt.Errorf("moved less than %d bytes in %v: %w", minIdleChunk, idle, err)
-	}
-	if err == nil && k < n {
-		err = fmt.Errorf("%w after %d of %d bytes", io.ErrUnexpectedEOF, k, n)
 	}
 	return k, true, err
 }

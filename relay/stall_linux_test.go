@@ -12,9 +12,10 @@ import (
 	"time"
 )
 
-// watchedPair is a tcpPair whose first end has had a byte acknowledged, as
-// a link has had its preface acknowledged before any transfer: copyWatched
-// takes a count of zero for a kernel that does not count.
+// watchedPair returns the two ends of a loopback TCP connection whose first
+// end has had a byte acknowledged, as a link has had its preface
+// acknowledged before any transfer: copyWatched takes a count of zero for
+// a kernel that does not count.
 //
 // With sndbuf and rcvbuf not 0, a's send buffer and b's receive buffer are
 // set (no autotuning), before the connection is made: set after, a receive
@@ -84,7 +85,7 @@ func watchedPair(t *testing.T, sndbuf, rcvbuf int) (a, b *net.TCPConn) {
 //     cut after the idle timeout with a timeout error.
 func TestCopyIdleWatched(t *testing.T) {
 	t.Parallel()
-	a, _ := tcpPair(t)
+	a, _ := watchedPair(t, 0, 0)
 	if _, err := ackedBytes(a); err != nil {
 		if !errors.Is(err, errors.ErrUnsupported) {
 			t.Fatalf("acknowledged bytes of a loopback connection: %v", err)
@@ -150,7 +151,7 @@ func TestCopyIdleWatched(t *testing.T) {
 				src = f
 			} else {
 				var in *net.TCPConn
-				feed, in = tcpPair(t)
+				feed, in = watchedPair(t, 0, 0)
 				src, srcConn = in, in
 				go func() {
 					p := data[:want]

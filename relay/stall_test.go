@@ -2,7 +2,6 @@ package relay
 
 import (
 	"errors"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -128,25 +127,4 @@ func TestStallWatchStopWaits(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("stop did not return after the check ended")
 	}
-}
-
-// tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (a, b *net.TCPConn) {
-	t.Helper()
-	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	a, err = net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err = ln.AcceptTCP()
-	if err != nil {
-		a.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b
 }
